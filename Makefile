@@ -1,0 +1,38 @@
+# Two commands are the whole set-up:  `make lab`  and  `make test`.
+# Both go through `make setup`, which is idempotent (a second run only re-verifies the zoo).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOK ?= notebooks/00_start_here.ipynb
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup zoo lab test clean-venv help
+
+help:
+	@echo "make lab    set up (if needed) and open JupyterLab on $(NOTEBOOK)"
+	@echo "make test   set up (if needed) and run the whole test suite, notebooks included"
+	@echo "make setup  create $(VENV), install the package with test extras, fetch the model zoo"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned: the CPU build; an unpinned torch would pull GBs of CUDA packages
+	$(BIN)/python -m pip install --disable-pip-version-check -q "torch==2.13.0"
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[test]"
+	@touch $(STAMP)
+
+zoo: $(STAMP)
+	$(BIN)/workbench zoo fetch --all
+
+setup: $(STAMP) zoo
+
+lab: setup
+	$(BIN)/jupyter lab $(NOTEBOOK) $(if $(CI),--no-browser,) $(LAB_ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)
