@@ -4,6 +4,7 @@
     workbench zoo fetch ID [ID ...] | --all
     workbench zoo path ID
     workbench samples
+    workbench trace --model M --image I --out DIR [--backend B] [--capture all|stats] [--json]
 
 Errors print one clear message (what went wrong, what to do) and exit with status 2.
 """
@@ -80,6 +81,79 @@ def _samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w <= 0 or h <= 0:
+            raise ValueError
+        return w, h
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH like 640x480, got {text!r}") from None
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+        return lo, hi
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI like -1,1, got {text!r}") from None
+
+
+def open_frame(image: str):  # type: ignore[no-untyped-def]
+    """A frame from an image path, or ``sample:NAME`` for a packaged sample."""
+    from .data import sample_frame
+    from .media import Frame
+
+    if image.startswith("sample:"):
+        return sample_frame(image.split(":", 1)[1])
+    return Frame.open(image)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from .backends import load_model
+    from .capture import Trace
+    from .preprocess import infer_input_spec, preprocess
+
+    frame = open_frame(args.image)
+    session = load_model(args.model, backend=args.backend)
+    spec = session.card.input
+    if spec is None or args.input_size or args.layout or args.range:
+        if spec is None:
+            spec = infer_input_spec(
+                session.input_specs[0], size=args.input_size, layout=args.layout, value_range=args.range
+            )
+        else:
+            spec = dataclasses.replace(
+                spec,
+                size=args.input_size or spec.size,
+                layout=args.layout or spec.layout,
+                range=args.range or spec.range,
+                mean=None if args.range else spec.mean,
+                std=None if args.range else spec.std,
+            )
+    x, transform = preprocess(frame, spec)
+    out = Path(args.out)
+    record = session.trace({session.input_names[0]: x}, capture=args.capture, store=out / "inference" / "tensors")
+    trace = Trace(records={"inference": record}, frame=frame,
+                  meta={"transform": transform.as_dict(), "model": session.card.id, "image": args.image})
+    trace.save(out)
+    summary = {
+        "model": session.card.id, "backend": record.backend, "mode": record.mode,
+        "layers": len(record.layers), "tensors": len(record.store), "bytes": record.store.nbytes,
+        "op_types": record.op_types, "timings": record.timings, "out": str(out.resolve()),
+        "input_shape": list(x.shape), "notes": record.summary()["notes"],
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{summary['model']} on {summary['backend']} ({summary['mode']}): {summary['layers']} layers, "
+              f"{summary['tensors']} tensors, {summary['bytes'] / 1e6:.1f} MB -> {summary['out']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Explainability workbench for vision models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = zsub.add_parser("path", help="print the local file of a model")
     p.add_argument("id")
     p.set_defaults(func=_zoo_path)
+
+    p = sub.add_parser("trace", help="run a model on one image and keep every intermediate tensor")
+    p.add_argument("--model", required=True, help="zoo id, card .toml or model file")
+    p.add_argument("--image", required=True, help="image file, or sample:NAME (see `workbench samples`)")
+    p.add_argument("--out", required=True, help="folder for the saved trace")
+    p.add_argument("--backend", choices=["onnxruntime", "litert", "reference"], default=None)
+    p.add_argument("--capture", choices=["all", "stats"], default="all")
+    p.add_argument("--input-size", type=_parse_size, default=None, help="WxH (models without a card)")
+    p.add_argument("--layout", choices=["NCHW", "NHWC"], default=None)
+    p.add_argument("--range", type=_parse_range, default=None, help="value range LO,HI (default 0,1)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=_trace)
 
     p = sub.add_parser("samples", help="list packaged sample frames")
     p.set_defaults(func=_samples)
