@@ -7,6 +7,16 @@ everything: tensors, decoder decisions, relations and attributions. See README.m
 from __future__ import annotations
 
 from . import data, zoo
+from .backends import load_model
+from .capture import (
+    CaptureFilter,
+    InferenceRecord,
+    LayerRecord,
+    TensorStats,
+    TensorStore,
+    Trace,
+    open_trace,
+)
 from .errors import (
     CapsError,
     CaptureError,
@@ -16,6 +26,7 @@ from .errors import (
     FetchError,
     ImageError,
     InputError,
+    MetaError,
     ModelLoadError,
     ModelNotFetchedError,
     OfflineError,
@@ -25,7 +36,19 @@ from .errors import (
     WorkbenchError,
     ZooError,
 )
+from .decisions import DecisionLog, Fate
 from .media import Frame, load_image
+from .meta import (
+    ClassificationMtd,
+    ObjectDetectionMtd,
+    RelationMeta,
+    RelationType,
+    SegmentationMtd,
+    TrackingMtd,
+)
+from .nms import greedy_nms, replay, soft_nms, weighted_nms
+from .track import IoUTracker
+from .preprocess import Transform, preprocess
 from .tensors import CapsReport, TensorCaps, TensorSpec, check_caps
 from .zoo import ModelCard
 
@@ -35,10 +58,17 @@ __all__ = [
     "__version__",
     # records
     "Frame", "load_image", "TensorSpec", "TensorCaps", "CapsReport", "check_caps", "ModelCard",
+    # inference and capture
+    "load_model", "preprocess", "Transform", "InferenceRecord", "LayerRecord", "TensorStore",
+    "TensorStats", "CaptureFilter", "Trace", "open_trace",
+    # decoding, NMS, relation meta, tracking
+    "DecisionLog", "Fate", "greedy_nms", "weighted_nms", "soft_nms", "replay", "RelationMeta",
+    "RelationType", "ClassificationMtd", "ObjectDetectionMtd", "TrackingMtd", "SegmentationMtd",
+    "IoUTracker",
     # modules
     "zoo", "data",
     # errors
     "WorkbenchError", "ZooError", "CardError", "UnknownModelError", "ModelNotFetchedError",
     "FetchError", "OfflineError", "ChecksumError", "CapsError", "ModelLoadError", "InputError",
-    "ImageError", "UnsupportedOpError", "CaptureError", "TraceFormatError", "DataError",
+    "ImageError", "UnsupportedOpError", "CaptureError", "TraceFormatError", "DataError", "MetaError",
 ]

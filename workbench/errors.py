@@ -20,6 +20,7 @@ Hierarchy::
     ├── UnsupportedOpError            the reference interpreter cannot run an op faithfully
     ├── CaptureError                  capturing intermediate tensors failed
     ├── TraceFormatError              a saved trace folder is incomplete or malformed
+    ├── MetaError                     relation meta misuse: unknown mtd id, bad relation, bad JSON
     └── DataError                     a sample data set or manifest is malformed
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "UnsupportedOpError",
     "CaptureError",
     "TraceFormatError",
+    "MetaError",
     "DataError",
 ]
 
@@ -111,6 +113,11 @@ class CaptureError(WorkbenchError):
 
 class TraceFormatError(WorkbenchError):
     """A saved trace folder is incomplete or malformed."""
+
+
+class MetaError(WorkbenchError):
+    """A RelationMeta was misused (unknown mtd id, self relation, bad relation type) or a
+    serialized meta is malformed."""
 
 
 class DataError(WorkbenchError):
