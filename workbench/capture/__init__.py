@@ -1,0 +1,12 @@
+"""Capture: layer records, the TensorStore and traces (save / open without the model)."""
+
+from __future__ import annotations
+
+from .records import GraphEdge, LayerRecord, Quantization
+from .store import HIST_BINS, CaptureFilter, TensorStats, TensorStore, compute_stats
+from .trace import InferenceRecord, Trace, edges_from_layers, open_trace
+
+__all__ = [
+    "LayerRecord", "Quantization", "GraphEdge", "TensorStats", "TensorStore", "CaptureFilter",
+    "compute_stats", "HIST_BINS", "InferenceRecord", "Trace", "open_trace", "edges_from_layers",
+]

@@ -1,0 +1,125 @@
+"""Records of one inference: what each op did, and the graph for drawing.
+
+These are plain frozen dataclasses with JSON round-trips (no pickle anywhere), produced by every
+backend's ``trace()`` and kept in an :class:`~workbench.capture.trace.InferenceRecord`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LayerRecord", "Quantization", "GraphEdge", "jsonable"]
+
+
+def jsonable(value: Any) -> Any:
+    """Turn attribute values (numpy scalars/arrays, bytes, tuples) into JSON-safe values.
+
+    Arrays larger than 64 elements become a short description: records carry attributes for
+    reading, the tensors themselves live in the TensorStore.
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        if value.size <= 64:
+            return jsonable(value.tolist())
+        return {"array": list(value.shape), "dtype": value.dtype.name}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.hex()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine quantization of a tensor: ``real = scale * (q - zero_point)``.
+
+    ``scale`` and ``zero_point`` have one entry per channel along ``axis`` (or one entry).
+    """
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int = 0
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        s = np.asarray(self.scale, dtype=np.float32)
+        z = np.asarray(self.zero_point, dtype=np.float32)
+        if s.size > 1:
+            shape = [1] * q.ndim
+            shape[self.axis] = s.size
+            s, z = s.reshape(shape), z.reshape(shape)
+        return (q.astype(np.float32) - z) * s
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scale": list(self.scale), "zero_point": list(self.zero_point), "axis": self.axis}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Quantization":
+        return cls(tuple(d["scale"]), tuple(d["zero_point"]), int(d.get("axis", 0)))
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One executed op.
+
+    ``index`` is the execution order; ``inputs``/``outputs`` are tensor names (keys of the
+    TensorStore when captured); ``output_shapes``/``output_dtypes`` describe each output;
+    ``quantization`` maps tensor names to their :class:`Quantization`; ``time_ms`` is the op's
+    own time when the backend can tell (onnxruntime's profiler, LiteRT's op profiling), else None.
+    """
+
+    index: int
+    op_type: str
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attributes: dict[str, Any] = field(default_factory=dict)
+    output_shapes: tuple[tuple[int, ...], ...] = ()
+    output_dtypes: tuple[str, ...] = ()
+    quantization: dict[str, Quantization] = field(default_factory=dict)
+    time_ms: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["attributes"] = jsonable(self.attributes)
+        d["quantization"] = {k: q.to_json() for k, q in self.quantization.items()}
+        d["inputs"], d["outputs"] = list(self.inputs), list(self.outputs)
+        d["output_shapes"] = [list(s) for s in self.output_shapes]
+        d["output_dtypes"] = list(self.output_dtypes)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "LayerRecord":
+        return cls(
+            index=int(d["index"]),
+            op_type=str(d["op_type"]),
+            name=str(d["name"]),
+            inputs=tuple(d.get("inputs", ())),
+            outputs=tuple(d.get("outputs", ())),
+            attributes=dict(d.get("attributes", {})),
+            output_shapes=tuple(tuple(int(x) for x in s) for s in d.get("output_shapes", ())),
+            output_dtypes=tuple(d.get("output_dtypes", ())),
+            quantization={k: Quantization.from_json(v) for k, v in d.get("quantization", {}).items()},
+            time_ms=d.get("time_ms"),
+        )
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    """A tensor flowing from one op (``src`` index, -1 = graph input) to another (``dst``)."""
+
+    src: int
+    dst: int
+    tensor: str
