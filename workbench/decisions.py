@@ -35,10 +35,13 @@ import numpy as np
 
 from .errors import InputError, TraceFormatError
 
-__all__ = ["Fate", "NmsParams", "Decision", "DecisionLog", "METHODS"]
+__all__ = ["Fate", "NmsParams", "Decision", "DecisionLog", "METHODS", "OVERLAPS"]
 
 METHODS = ("greedy", "weighted", "soft")
 """NMS methods a log can record; :func:`workbench.nms.replay` dispatches on them."""
+
+OVERLAPS = ("iou", "min")
+"""Overlap measures: intersection over union, or over the smaller area (MTCNN's 'Min')."""
 
 
 class Fate(IntEnum):
@@ -61,6 +64,8 @@ class NmsParams:
     (merged) iff ``IoU > iou_threshold`` (strict, as OpenCV, ONNX, torchvision and MediaPipe).
     ``top_k``: at most this many candidates (best scores) enter NMS. ``max_detections``: stop
     once this many boxes are kept. ``decay``/``sigma``: soft-NMS only ("linear" | "gaussian").
+    ``overlap``: what ``iou_threshold`` is compared with: ``"iou"`` (intersection over union) or
+    ``"min"`` (intersection over the smaller box's area, MTCNN's last-stage ``'Min'``).
     """
 
     method: str
@@ -71,10 +76,13 @@ class NmsParams:
     class_agnostic: bool = True
     decay: str | None = None
     sigma: float | None = None
+    overlap: str = "iou"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InputError(f"NMS method must be one of {METHODS}, got {self.method!r}")
+        if self.overlap not in OVERLAPS:
+            raise InputError(f"NMS overlap must be one of {OVERLAPS}, got {self.overlap!r}")
         if not (isinstance(self.iou_threshold, (int, float, np.floating, np.integer))
                 and not isinstance(self.iou_threshold, bool) and math.isfinite(self.iou_threshold)):
             raise InputError(f"iou_threshold must be a finite number, got {self.iou_threshold!r}")
@@ -253,14 +261,15 @@ class DecisionLog:
         if f is Fate.CUT_BY_MAX_DETECTIONS:
             return f"{who} never decided: max_detections={p.max_detections} boxes were already kept (score {s:.4g})"
         j, iou = int(self.by[i]), float(self.iou[i])
+        ov = "IoU" if p.overlap == "iou" else "overlap/min-area"
         if f is Fate.MERGED:
-            return (f"{who} merged into #{j} at IoU {iou:.2f} > {p.iou_threshold:g}, "
+            return (f"{who} merged into #{j} at {ov} {iou:.2f} > {p.iou_threshold:g}, "
                     f"weight {float(self.weight[i]):.3g} in the blend")
         if p.method == "soft":
             w = float(self.weight[i])
-            return (f"{who} suppressed by #{j} at IoU {iou:.2f}: score decayed {s:.4g} -> {s * w:.4g} "
+            return (f"{who} suppressed by #{j} at {ov} {iou:.2f}: score decayed {s:.4g} -> {s * w:.4g} "
                     f"(x{w:.3g}) <= {p.score_threshold}")
-        return f"{who} suppressed by #{j} at IoU {iou:.2f} > {p.iou_threshold:g}"
+        return f"{who} suppressed by #{j} at {ov} {iou:.2f} > {p.iou_threshold:g}"
 
     def steps(self, *, skip_filtered: bool = False) -> Iterator[Decision]:
         """Decisions in the order they were made (``order``), one :class:`Decision` each.

@@ -115,20 +115,26 @@ def _candidates(boxes: Any, scores: Any, classes: Any = None, source_index: Any 
 class _Ranked:
     """The candidates that passed the score filter and top_k, sorted by score (position p)."""
 
-    def __init__(self, c: _Candidates, rows: np.ndarray, class_agnostic: bool) -> None:
+    def __init__(self, c: _Candidates, rows: np.ndarray, class_agnostic: bool, overlap: str = "iou") -> None:
         self.m = len(rows)
         self.coords = np.ascontiguousarray(c.boxes[rows].T)  # [4, m]: rows x1, y1, x2, y2
         self.x1, self.y1, self.x2, self.y2 = self.coords
         self.area = np.maximum(self.x2 - self.x1, 0) * np.maximum(self.y2 - self.y1, 0)
         self.score = c.score[rows].astype(np.float64)
         self.cls = None if class_agnostic else c.classes[rows]
+        self.min_area = overlap == "min"  # overlap = intersection / the smaller area (MTCNN 'Min')
+
+    def _denominator(self, p: Any, q: Any, inter: np.ndarray) -> np.ndarray:
+        if self.min_area:
+            return np.minimum(self.area[p], self.area[q])
+        return self.area[p] + self.area[q] - inter
 
     def iou(self, p: Any, q: Any) -> np.ndarray:
         """IoU of positions ``p`` and ``q`` (ints, slices or index arrays that broadcast)."""
         w = np.minimum(self.x2[p], self.x2[q]) - np.maximum(self.x1[p], self.x1[q])
         h = np.minimum(self.y2[p], self.y2[q]) - np.maximum(self.y1[p], self.y1[q])
         inter = np.maximum(w, 0) * np.maximum(h, 0)
-        union = self.area[p] + self.area[q] - inter
+        union = self._denominator(p, q, inter)
         out = np.zeros(inter.shape)
         np.divide(inter, union, out=out, where=union > 0)
         return out
@@ -139,7 +145,7 @@ class _Ranked:
         wh = np.minimum(bi[2:], bj[2:]) - np.maximum(bi[:2], bj[:2])
         np.maximum(wh, 0, out=wh)
         inter = wh[0] * wh[1]
-        union = self.area[i] + self.area[j] - inter
+        union = self._denominator(i, j, inter)
         out = np.zeros(len(inter))
         np.divide(inter, union, out=out, where=union > 0)
         return out
@@ -367,7 +373,7 @@ def _run(p: NmsParams, c: _Candidates) -> DecisionLog:
         raise InputError(f"{p.method} NMS weighs boxes by their scores and needs scores >= 0; "
                          f"{int((score[ranked] < 0).sum())} candidates have negative scores",
                          hint="apply the activation (sigmoid/softmax) first, or use greedy_nms")
-    r = _Ranked(c, ranked, p.class_agnostic)
+    r = _Ranked(c, ranked, p.class_agnostic, p.overlap)
     core = _CORES[p.method](r, p)
 
     m, k = len(ranked), len(core.kept)
@@ -407,15 +413,16 @@ def run_nms(params: NmsParams, boxes: Any, scores: Any, *, classes: Any = None, 
 def greedy_nms(boxes: Any, scores: Any, iou_threshold: float, score_threshold: float | None = None, *,
                classes: Any = None, class_agnostic: bool = True, top_k: int | None = None,
                max_detections: int | None = None, source_index: Any = None, cell: Any = None,
-               raw_score: Any = None, extra: Any = None) -> DecisionLog:
+               raw_score: Any = None, extra: Any = None, overlap: str = "iou") -> DecisionLog:
     """Classic greedy NMS: keep the best box, suppress every box with ``IoU > iou_threshold``, repeat.
 
     ``boxes[N, 4]`` xyxy, ``scores[N]``; optional per-candidate ``classes[N]``, ``source_index[N]``,
     ``cell[N, k]``, ``raw_score[N]``, ``extra[N, E]`` are carried into the log. Matches
     ``cv2.dnn.NMSBoxes`` (for boxes of positive area) and ONNX ``NonMaxSuppression`` exactly.
+    ``overlap="min"`` compares intersection / the smaller area instead of IoU (MTCNN's ``'Min'``).
     """
     p = NmsParams("greedy", float(iou_threshold), _opt_float(score_threshold), top_k, max_detections,
-                  bool(class_agnostic))
+                  bool(class_agnostic), overlap=overlap)
     return run_nms(p, boxes, scores, classes=classes, source_index=source_index, cell=cell,
                    raw_score=raw_score, extra=extra)
 

@@ -18,7 +18,7 @@ from .media import Frame, to_rgb_uint8
 from .tensors import TensorSpec
 from .zoo.card import LAYOUTS, InputSpec
 
-__all__ = ["Transform", "preprocess", "resize_image", "infer_input_spec"]
+__all__ = ["Transform", "preprocess", "resize_image", "infer_input_spec", "crop_transform", "crop_image"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,54 @@ class Transform:
     def as_dict(self) -> dict[str, object]:
         return {"policy": self.policy, "frame_size": list(self.frame_size), "input_size": list(self.input_size),
                 "scale": list(self.scale), "offset": list(self.offset)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> "Transform":
+        """Inverse of :meth:`as_dict`; raises :class:`InputError` on a malformed dict."""
+        try:
+            fw, fh = (int(v) for v in d["frame_size"])  # type: ignore[union-attr]
+            iw, ih = (int(v) for v in d["input_size"])  # type: ignore[union-attr]
+            sx, sy = (float(v) for v in d["scale"])  # type: ignore[union-attr]
+            ox, oy = (float(v) for v in d["offset"])  # type: ignore[union-attr]
+            return cls(str(d["policy"]), (fw, fh), (iw, ih), (sx, sy), (ox, oy))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a Transform dict: {exc}", hint="write it with Transform.as_dict()") from None
+
+    def then(self, other: "Transform") -> "Transform":
+        """This transform followed by ``other`` (whose frame is this one's input), as one transform.
+
+        E.g. a crop (frame -> crop) then the model's resize (crop -> input) = frame -> input.
+        """
+        sx, sy = self.scale[0] * other.scale[0], self.scale[1] * other.scale[1]
+        ox = self.offset[0] * other.scale[0] + other.offset[0]
+        oy = self.offset[1] * other.scale[1] + other.offset[1]
+        return Transform(f"{self.policy}+{other.policy}", self.frame_size, other.input_size, (sx, sy), (ox, oy))
+
+
+def crop_transform(frame_size: tuple[int, int], box: Sequence[float], size: tuple[int, int] | None = None) -> Transform:
+    """The transform of cutting ``box`` (x1, y1, x2, y2, frame pixels) out of a frame and
+    stretching it to ``size`` (width, height; default: the box's own size, no scaling).
+
+    Parts of the box outside the frame are padding; the mapping is still exact.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not (x2 > x1 and y2 > y1):
+        raise InputError(f"crop box must have positive width and height, got {tuple(box)}")
+    w, h = size if size is not None else (max(1, round(x2 - x1)), max(1, round(y2 - y1)))
+    sx, sy = w / (x2 - x1), h / (y2 - y1)
+    return Transform("crop", (int(frame_size[0]), int(frame_size[1])), (int(w), int(h)), (sx, sy),
+                     (-x1 * sx, -y1 * sy))
+
+
+def crop_image(img: np.ndarray, box: Sequence[int], fill: float = 0) -> np.ndarray:
+    """Pixels of the integer box (x1, y1, x2, y2) of ``img (H, W, C)``; outside the image: ``fill``."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    h, w = img.shape[:2]
+    out = np.full((max(0, y2 - y1), max(0, x2 - x1)) + img.shape[2:], fill, dtype=img.dtype)
+    ys, ye, xs, xe = max(0, y1), min(h, y2), max(0, x1), min(w, x2)
+    if ye > ys and xe > xs:
+        out[ys - y1:ye - y1, xs - x1:xe - x1] = img[ys:ye, xs:xe]
+    return out
 
 
 def resize_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
