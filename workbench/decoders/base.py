@@ -130,6 +130,13 @@ class DecodeResult:
         return ids
 
 
+class Slots(dict):
+    """role -> array handed to :meth:`Decoder._decode`; ``specs``: role -> the
+    :class:`TensorSpec` that filled the slot (tensor-id, dims in its dims-order, dtype)."""
+
+    specs: dict[str, TensorSpec]
+
+
 class Decoder(ABC):
     """Base class: caps check + coordinate mapping around a model-specific ``_decode``."""
 
@@ -189,13 +196,15 @@ class Decoder(ABC):
                 + "\n  arrived:  " + "\n            ".join(str(s) + f" ({s.name})" for s in offered),
                 hint="check the card's [[outputs]] and [decoder] or pick another decoder",
             )
-        slots = {c.role: arrays[i] for c, i in zip(self.caps(), (report.assignment[c.role] for c in self.caps()))}
+        slots = Slots({c.role: arrays[report.assignment[c.role]] for c in self.caps()})
+        slots.specs = {c.role: offered[report.assignment[c.role]] for c in self.caps()}
         t = transform or Transform("stretch", (1, 1), (1, 1), (1.0, 1.0), (0.0, 0.0))
         return self._decode(slots, t)
 
     @abstractmethod
     def _decode(self, tensors: dict[str, np.ndarray], transform: Transform) -> DecodeResult:
-        """``tensors``: role -> array, already checked against :meth:`caps`."""
+        """``tensors``: role -> array, already checked against :meth:`caps` (a :class:`Slots`:
+        ``tensors.specs[role]`` is the spec that arrived, e.g. to read its ``dims_order``)."""
 
 
 def get_decoder(decoder_id: str, **params: Any) -> Decoder:
