@@ -6,7 +6,7 @@ backend's ``trace()`` and kept in an :class:`~workbench.capture.trace.InferenceR
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -92,13 +92,16 @@ class LayerRecord:
     time_ms: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["attributes"] = jsonable(self.attributes)
-        d["quantization"] = {k: q.to_json() for k, q in self.quantization.items()}
-        d["inputs"], d["outputs"] = list(self.inputs), list(self.outputs)
-        d["output_shapes"] = [list(s) for s in self.output_shapes]
-        d["output_dtypes"] = list(self.output_dtypes)
-        return d
+        # built field by field: dataclasses.asdict deep-copies every attribute (slow on big graphs)
+        return {
+            "index": self.index, "op_type": self.op_type, "name": self.name,
+            "inputs": list(self.inputs), "outputs": list(self.outputs),
+            "attributes": jsonable(self.attributes),
+            "output_shapes": [list(s) for s in self.output_shapes],
+            "output_dtypes": list(self.output_dtypes),
+            "quantization": {k: q.to_json() for k, q in self.quantization.items()},
+            "time_ms": self.time_ms,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "LayerRecord":

@@ -15,7 +15,8 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+import weakref
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -78,6 +79,28 @@ def dtype_name(dtype: np.dtype) -> str:
     return name
 
 
+def _histogram(f: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram(f, HIST_BINS, range=(lo, hi))`` of finite values; a constant tensor puts
+    every value in the first bin of ``[lo, lo + 1]``."""
+    if not hi > lo:
+        counts = np.zeros(HIST_BINS, dtype=np.int64)
+        counts[0] = f.size
+        return counts, np.linspace(lo, lo + 1.0, HIST_BINS + 1)
+    if not np.isfinite(hi - lo):  # float64 values near +-1.8e308: the span overflows; bin halves
+        counts, edges = _histogram(f / 2, lo / 2, hi / 2)
+        return counts, edges * 2
+    if f.size > 1 << 16:  # numpy bins large arrays block by block, bounding the temporaries
+        return np.histogram(f, bins=HIST_BINS, range=(lo, hi))
+    # small arrays: numpy's own arithmetic and edge correction, without its per-call overhead
+    edges = np.linspace(lo, hi, HIST_BINS + 1)
+    x = f.astype(np.float64, copy=False)
+    idx = ((x - lo) * (HIST_BINS / (hi - lo))).astype(np.intp)
+    np.clip(idx, 0, HIST_BINS - 1, out=idx)
+    idx -= x < edges[idx]
+    idx += (x >= edges[idx + 1]) & (idx != HIST_BINS - 1)
+    return np.bincount(idx, minlength=HIST_BINS), edges
+
+
 def compute_stats(array: np.ndarray) -> TensorStats:
     """Stats of any numeric array (bool and integer tensors included), NaN/Inf aware.
 
@@ -105,24 +128,15 @@ def compute_stats(array: np.ndarray) -> TensorStats:
         nan = float("nan")
         return TensorStats(shape, dtype, nbytes, nan, nan, nan, nan, nan_count, inf_count, zero_fraction, (), ())
     lo, hi = float(f.min()), float(f.max())
-    with np.errstate(over="ignore", invalid="ignore"):
+    if max(abs(lo), abs(hi)) < 1e150:
         mean = float(f.mean(dtype=np.float64))
         std = float(f.std(dtype=np.float64))
-    if hi > lo:
-        if np.isfinite(hi - lo):
-            counts, edges = np.histogram(f, bins=HIST_BINS, range=(lo, hi))
-        else:  # float64 values near +-1.8e308: the span overflows; bin the halved values
-            counts, edges = np.histogram(f / 2, bins=HIST_BINS, range=(lo / 2, hi / 2))
-            edges = edges * 2
-    else:
-        counts = np.zeros(HIST_BINS, dtype=np.int64)
-        counts[0] = f.size
-        edges = np.linspace(lo, lo + 1.0, HIST_BINS + 1)
-    if not np.isfinite(mean) or not np.isfinite(std):  # float64 sums or squares overflowing
+    else:  # squares of float64 values this large overflow: work on the values scaled to [-1, 1]
         scale = max(abs(lo), abs(hi))
         g = f / scale
         mean = float(np.mean(g, dtype=np.float64)) * scale
         std = float(np.std(g, dtype=np.float64)) * scale
+    counts, edges = _histogram(f, lo, hi)
     return TensorStats(
         shape, dtype, nbytes, lo, hi, mean, std, nan_count, inf_count, zero_fraction,
         tuple(int(c) for c in counts), tuple(float(e) for e in edges),
@@ -186,9 +200,10 @@ class _Entry:
     shape: tuple[int, ...]
     dtype: str
     kept: bool
-    array: np.ndarray | None = None
+    array: np.ndarray | None = None  # memory stores: the array itself
     file: str | None = None
     stats: TensorStats | None = None
+    mapped: weakref.ref | None = None  # disk stores: the last memory map handed out, while alive
 
 
 class TensorStore:
@@ -196,7 +211,8 @@ class TensorStore:
 
     ``TensorStore()`` keeps arrays in memory (the arrays themselves, no copy: do not modify an
     array after putting it); ``TensorStore(folder)`` streams every tensor to ``folder`` as it
-    arrives (bounded memory) and memory-maps it on read. Stats of kept tensors are computed on
+    arrives (bounded memory) and memory-maps it (read-only) on read; a map is unmapped when
+    the caller drops it. Stats of kept tensors are computed on
     first access (``stats()``, ``table()``), never in the capture's hot path; stats-only tensors
     get theirs when they are put.
     """
@@ -270,10 +286,15 @@ class TensorStore:
                 f"tensor {name!r} was captured as stats only",
                 hint="trace again with capture='all' (or a filter that selects it) to keep its values",
             )
-        if e.array is None:
-            assert self.folder is not None and e.file is not None
-            e.array = self._load(name, e)
-        return e.array
+        if e.array is not None:
+            return e.array
+        # disk: reuse a map the caller still holds, else map the file again. Not keeping every
+        # map alive keeps reading a large trace tensor by tensor at the memory of one tensor.
+        array = e.mapped() if e.mapped is not None else None
+        if array is None:
+            array = self._load(name, e)
+            e.mapped = weakref.ref(array)
+        return array
 
     def _load(self, name: str, e: _Entry) -> np.ndarray:
         path = self.folder / e.file  # type: ignore[operator]
@@ -345,6 +366,7 @@ class TensorStore:
         except OSError as exc:
             raise CaptureError(f"cannot create {out}: {exc}", hint="pick a writable folder") from exc
         index: dict[str, Any] = {}
+        same_folder = self.folder is not None and self.folder.resolve() == out.resolve()
         for i, (name, e) in enumerate(self._entries.items()):
             row: dict[str, Any] = {"shape": list(e.shape), "dtype": e.dtype, "kept": e.kept, "file": None}
             if e.kept:
@@ -356,7 +378,7 @@ class TensorStore:
                         if e.array is not None and e.array.dtype.hasobject:
                             raise CaptureError(f"tensor {name!r} has dtype {e.array.dtype} and cannot be saved without pickle")
                         np.save(dst, self[name], allow_pickle=False)
-                    elif src.resolve() != dst.resolve():
+                    elif not same_folder:
                         shutil.copyfile(src, dst)
                 except OSError as exc:
                     raise CaptureError(f"cannot write tensor {name!r} to {dst}: {exc}",
