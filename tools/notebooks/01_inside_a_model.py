@@ -1,0 +1,159 @@
+CELLS = [
+("md", """
+# Inside a model: every layer's tensors
+
+A deployed model is usually a black box: pixels in, a few numbers out. Here we open two real
+face detectors — MediaPipe's **BlazeFace** (TFLite) and the **MTCNN** cascade (ONNX) — and keep
+*every* intermediate tensor of one frame, with statistics, so that we can look at what each layer
+computed.
+
+Three backends run the same file:
+
+| backend | what it is | used for |
+|---|---|---|
+| `onnxruntime` | ONNX Runtime, as deployed; capture marks every node output as a graph output | ONNX models |
+| `litert` | LiteRT (TFLite): `run()` with XNNPACK as deployed, `trace()` with the builtin kernels | TFLite models |
+| `reference` | our own PyTorch interpreter, op by op: transparent and differentiable | parity checks, gradients |
+"""),
+("code", """
+%matplotlib inline
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+import workbench as wb
+from workbench import plots
+from workbench.capture import CaptureFilter, compare_records, first_divergent_layer
+
+frame = wb.data.sample_frame("astronaut")
+frame
+"""),
+("md", """
+## 1. BlazeFace, traced faithfully on LiteRT
+
+`trace()` keeps every op's output in a `TensorStore`. The preprocessing comes from the model card
+(letterbox to 128×128, values in [-1, 1]).
+"""),
+("code", """
+blaze = wb.load_model("blazeface-short", backend="litert")
+x, transform = wb.preprocess(frame, blaze.card.input)
+record = blaze.trace(x)
+print(record.summary()["layers"], "ops,", len(record.store), "tensors,", f"{record.store.nbytes / 1e6:.1f} MB")
+pd.Series(record.op_types, name="ops").sort_values(ascending=False).to_frame().T
+"""),
+("md", """
+Every layer has a record (op type, name, inputs, outputs, shapes, quantization) and every tensor
+has statistics: min, max, mean, std, NaN/Inf counts, fraction of zeros and a histogram.
+"""),
+("code", """
+stats = pd.DataFrame(record.store.table()).set_index("tensor")
+stats[["shape", "min", "max", "mean", "std", "zero_fraction"]].iloc[::12]
+"""),
+("md", """
+### Feature maps
+
+The first convolution sees edges and colour blobs; deeper layers respond to face parts at coarser
+resolution. ReLU layers show how much of each map is switched off (`zero_fraction`).
+"""),
+("code", """
+convs = record.find(op_type="CONV_2D")
+first, deep = convs[0], convs[len(convs) // 2]
+for layer in (first, deep):
+    t = record.tensor(layer.outputs[0])
+    plots.feature_grid(t, layout="NHWC", max_channels=16, title=f"{layer.name}  {t.shape}")
+plt.show()
+"""),
+("code", """
+relus = record.find(op_type="RELU")
+pd.DataFrame(
+    [{"layer": l.index, "name": l.name, "zero fraction": record.store.stats(l.outputs[0]).zero_fraction} for l in relus]
+).set_index("layer").plot(y="zero fraction", figsize=(7, 2.2), marker=".", title="how much each ReLU switches off")
+plt.show()
+plots.histogram(record.store.stats(deep.outputs[0]), title=f"histogram of {deep.name}")
+plt.show()
+"""),
+("md", """
+### Deployed vs faithful
+
+On a phone the model runs with XNNPACK, which fuses the graph: the intermediates one could read
+back from it are not real. So `trace()` runs the builtin kernels instead, and records how far the
+deployed outputs (`run()`, XNNPACK) are from the faithful ones. The difference is tiny but not zero:
+"""),
+("code", """
+pd.DataFrame(record.notes["deployed_vs_faithful"]).T
+"""),
+("md", """
+## 2. The same graph on our reference interpreter
+
+The reference backend executes the TFLite graph op by op with PyTorch: that is what makes gradient
+attribution possible later. Layer by layer it agrees with LiteRT's builtin kernels to float32
+rounding:
+"""),
+("code", """
+ref_record = wb.load_model("blazeface-short", backend="reference").trace(x)
+rows = compare_records(ref_record, record)
+plots.parity_plot(rows, title="BlazeFace: reference vs LiteRT, every tensor")
+plt.show()
+print("first divergent layer (rtol 1e-4):", first_divergent_layer(ref_record, record, rtol=1e-4))
+pd.DataFrame([r.as_row() for r in rows]).groupby("op_type")[["max_abs", "max_rel"]].max()
+"""),
+("md", """
+## 3. MTCNN's O-Net on onnxruntime
+
+The same tools work for ONNX. Capture can be bounded with a filter (op types, a name pattern, or
+statistics only) so large models fit in memory; `store=folder` streams tensors to disk.
+"""),
+("code", """
+faces = wb.data.lfw_mosaic(rows=1, cols=1, scale=2, gap=0)
+onet = wb.load_model("mtcnn-onet")
+x_onet, _ = wb.preprocess(faces, onet.card.input)
+full = onet.trace(x_onet)
+convs_only = onet.trace(x_onet, capture=CaptureFilter(op_types={"Conv"}))
+stats_only = onet.trace(x_onet, capture="stats")
+pd.DataFrame({
+    "capture": ["all", "Conv only", "stats only"],
+    "tensors": [len(r.store) for r in (full, convs_only, stats_only)],
+    "bytes kept": [r.store.nbytes for r in (full, convs_only, stats_only)],
+})
+"""),
+("code", """
+plt.imshow(faces); plt.axis("off"); plt.title("O-Net input (before the 48x48 resize)"); plt.show()
+conv = full.find(op_type="Conv")[0]
+plots.feature_grid(full.tensor(conv.outputs[0]), layout="auto", max_channels=16, title=conv.name)
+plt.show()
+"""),
+("md", """
+Reference vs onnxruntime, every node, and onnxruntime's own optimized (deployed) vs unoptimized graphs:
+"""),
+("code", """
+ref_onet = wb.load_model("mtcnn-onet", backend="reference").trace(x_onet)
+rows = compare_records(ref_onet, full)
+unopt = wb.load_model("mtcnn-onet", optimized=False).trace(x_onet)
+pd.DataFrame({
+    "comparison": ["reference vs onnxruntime (all tensors)", "deployed vs unoptimized (outputs)"],
+    "max abs": [max(r.max_abs for r in rows),
+                max(float(np.abs(full.output(n) - unopt.output(n)).max()) for n in full.outputs)],
+})
+"""),
+("md", """
+## 4. Save, and reopen without the model
+
+A trace is a folder: a JSON index and one `.npy` per tensor (memory-mapped when reopened, never
+pickle). Anyone can open it without the model file — a bug report, a teaching example:
+"""),
+("code", """
+import tempfile
+folder = tempfile.mkdtemp(prefix="trace-")
+wb.Trace(records={"inference": record}, frame=frame).save(folder)
+reopened = wb.open_trace(folder)
+again = reopened.inference
+print(again.model_id, again.backend, len(again.layers), "layers")
+name = deep.outputs[0]
+print(name, type(again.tensor(name)).__name__, np.array_equal(again.tensor(name), record.tensor(name)))
+"""),
+("md", """
+The command line does the same: `workbench trace --model blazeface-short --image sample:astronaut --out DIR --json`.
+
+Next: `02_decoders_and_nms.ipynb` — from raw tensors to detections, and every candidate's fate.
+"""),
+]
