@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capture", choices=["all", "stats"], default="all")
     p.add_argument("--input-size", type=_parse_size, default=None, help="WxH (models without a card)")
     p.add_argument("--layout", choices=["NCHW", "NHWC"], default=None)
-    p.add_argument("--range", type=_parse_range, default=None, help="value range LO,HI (default 0,1)")
+    p.add_argument("--range", type=_parse_range, default=None, help="value range LO,HI, e.g. --range=-1,1 (default 0,1)")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=_trace)
 
