@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 NOTEBOOK ?= notebooks/00_start_here.ipynb
 LAB_ARGS ?=
 PYTEST_ARGS ?=
+# torch's OpenMP threads spin-wait by default, which stalls them badly on a busy 2-core machine
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup zoo lab test clean-venv help
 
