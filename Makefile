@@ -11,12 +11,13 @@ PYTEST_ARGS ?=
 # torch's OpenMP threads spin-wait by default, which stalls them badly on a busy 2-core machine
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup zoo lab test clean-venv help
+.PHONY: setup zoo lab test browser clean-venv help
 
 help:
 	@echo "make lab    set up (if needed) and open JupyterLab on $(NOTEBOOK)"
 	@echo "make test   set up (if needed) and run the whole test suite, notebooks included"
 	@echo "make setup  create $(VENV), install the package with test extras, fetch the model zoo"
+	@echo "make browser  install Debian's chromium for the browser test (apt-get, needs root)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +38,11 @@ setup: $(STAMP) zoo
 lab: setup
 	$(BIN)/jupyter lab $(NOTEBOOK) $(if $(CI),--no-browser,) $(LAB_ARGS)
 
-test: setup
+# Debian's Chromium for tests/test_browser.py (Playwright drives it; it never downloads a browser)
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
+
+test: setup browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-venv:

@@ -23,6 +23,9 @@ from .errors import (
     CardError,
     ChecksumError,
     DataError,
+    ExplainError,
+    ParityError,
+    TargetError,
     FetchError,
     ImageError,
     InputError,
@@ -48,6 +51,9 @@ from .meta import (
 )
 from .nms import greedy_nms, replay, soft_nms, weighted_nms
 from .track import IoUTracker
+from .pipeline import Pipeline
+from .result import FrameResult, open_result
+from .explain import Attribution, explain
 from .preprocess import Transform, preprocess
 from .tensors import CapsReport, TensorCaps, TensorSpec, check_caps
 from .zoo import ModelCard
@@ -65,10 +71,15 @@ __all__ = [
     "DecisionLog", "Fate", "greedy_nms", "weighted_nms", "soft_nms", "replay", "RelationMeta",
     "RelationType", "ClassificationMtd", "ObjectDetectionMtd", "TrackingMtd", "SegmentationMtd",
     "IoUTracker",
+    # pipelines and their per-frame results
+    "Pipeline", "FrameResult", "open_result",
+    # attribution
+    "explain", "Attribution",
     # modules
     "zoo", "data",
     # errors
     "WorkbenchError", "ZooError", "CardError", "UnknownModelError", "ModelNotFetchedError",
     "FetchError", "OfflineError", "ChecksumError", "CapsError", "ModelLoadError", "InputError",
     "ImageError", "UnsupportedOpError", "CaptureError", "TraceFormatError", "DataError", "MetaError",
+    "ExplainError", "TargetError", "ParityError",
 ]

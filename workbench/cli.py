@@ -6,6 +6,7 @@
     workbench samples
     workbench trace --model M --image I --out DIR [--backend B] [--capture all|stats] [--json]
     workbench detect --model M --image I [--backend B] [--json] [--out DIR]
+    workbench explain --model M --image I --method METHOD [--target K] [--layer NAME] --out DIR [--json]
 
 Errors print one clear message (what went wrong, what to do) and exit with status 2.
 """
@@ -179,6 +180,70 @@ def _detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_param(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE like window=8, got {text!r}")
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip().replace("-", "_"), value
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .explain import explain, get_method
+    from .pipeline import Pipeline
+
+    method = get_method(args.method)  # an unknown id fails before the model loads
+    params = dict(args.param or [])
+    if args.layer is not None:
+        if not method.is_layer_method:
+            print(f"workbench explain: --layer applies to layer methods (grad-cam), not {args.method}", file=sys.stderr)
+            return 2
+        params["layer"] = args.layer
+    quality = {"all": True, "none": False}.get(args.quality, args.quality)
+    frame = open_frame(args.image)
+    pipeline = Pipeline.from_card(args.model, backend=args.backend)
+    result = pipeline.run(frame, trace=False if args.capture == "none" else args.capture)
+    a = explain(result, args.target, args.method, quality=quality, **params)
+    out = Path(args.out)
+    result.save(out)
+    folder = out / "attributions" / a.name
+    _save_png(a.overlay(frame.image), folder / "overlay.png")
+    doc = {"method": a.method, "target": a.target.to_json(), "map": str((folder / "frame_map.npy").resolve()),
+           "input_map": str((folder / "input_map.npy").resolve()), "overlay": str((folder / "overlay.png").resolve()),
+           "sanity": a.sanity, "faithfulness": a.faithfulness, "seconds": round(a.seconds, 4), "model": a.model,
+           "backend": a.backend, "params": a.params, "target_value": a.target_value,
+           "convergence_delta": a.convergence_delta, "parity": a.parity, "out": str(out.resolve())}
+    from .capture.records import jsonable
+
+    if args.json:
+        print(json.dumps(jsonable(doc)))
+        return 0
+    print(f"{a.method} on {a.model} ({a.backend}): {a.target.describe()} -> map {a.frame_map.shape} in {a.seconds:.2f}s")
+    if a.parity:
+        print(f"  parity with {a.parity['deployed']}: max |diff| {a.parity['max_abs_diff']:.3g} (tolerance {a.parity['tolerance']:g})")
+    if a.convergence_delta is not None:
+        print(f"  convergence delta {a.convergence_delta:.4g}")
+    if a.sanity and "spearman_abs" in a.sanity:
+        print("  sanity (Spearman |map| after randomizing top-down): "
+              + ", ".join(f"{n}:{r:.2f}" for n, r in zip(a.sanity["randomized"], a.sanity["spearman_abs"])))
+    if a.faithfulness:
+        print(f"  faithfulness: deletion AUC {a.faithfulness['deletion_auc']:.3f}, insertion AUC "
+              f"{a.faithfulness['insertion_auc']:.3f}")
+    print(f"saved -> {folder}")
+    return 0
+
+
+def _save_png(image, path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Explainability workbench for vision models")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -218,6 +283,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="also save the whole FrameResult (trace, meta, logs) to this folder")
     p.add_argument("--capture", choices=["all", "stats"], default="stats", help="tensors kept with --out")
     p.set_defaults(func=_detect)
+
+    p = sub.add_parser("explain", help="attribution map of one result (a class, a detection) on one image")
+    p.add_argument("--model", required=True, help="zoo id with a decoder, or 'mtcnn'")
+    p.add_argument("--image", required=True, help="image file, or sample:NAME (see `workbench samples`)")
+    p.add_argument("--method", required=True,
+                   help="occlusion, feature-ablation, kernel-shap, lime, d-rise (deployed backend); saliency, "
+                        "integrated-gradients, input-x-gradient, guided-backprop, grad-cam (reference backend)")
+    p.add_argument("--target", type=int, default=None,
+                   help="K: the K-th kept detection by score, or the class index of a classifier (default: the best)")
+    p.add_argument("--layer", default=None, help="layer (node or tensor name) for grad-cam")
+    p.add_argument("--out", required=True, help="folder: the FrameResult with the attribution (frame_map.npy, overlay.png)")
+    p.add_argument("--backend", choices=["onnxruntime", "litert"], default=None, help="deployed backend")
+    p.add_argument("--param", type=_parse_param, action="append", metavar="KEY=VALUE",
+                   help="method parameter, e.g. window=8, n_steps=16, noise_tunnel=smoothgrad, baseline=blur")
+    p.add_argument("--quality", choices=["all", "faithfulness", "sanity", "none"], default="all",
+                   help="quality checks next to the map (default: sanity + faithfulness)")
+    p.add_argument("--capture", choices=["none", "all", "stats"], default="none", help="tensors kept in the saved trace")
+    p.add_argument("--json", action="store_true",
+                   help='print {"method", "target", "map": .npy in frame pixels, "sanity", "faithfulness", "seconds", ...}')
+    p.set_defaults(func=_explain)
 
     p = sub.add_parser("samples", help="list packaged sample frames")
     p.set_defaults(func=_samples)

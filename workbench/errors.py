@@ -22,7 +22,10 @@ Hierarchy::
     ├── CaptureError                  capturing intermediate tensors failed
     ├── TraceFormatError              a saved trace folder is incomplete or malformed
     ├── MetaError                     relation meta misuse: unknown mtd id, bad relation, bad JSON
-    └── DataError                     a sample data set or manifest is malformed
+    ├── DataError                     a sample data set or manifest is malformed
+    └── ExplainError                  an attribution cannot be computed as asked (unknown method...)
+        ├── TargetError               the target does not exist (detection K out of range, no layer)
+        └── ParityError               the reference backend does not reproduce the deployed outputs
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ __all__ = [
     "TraceFormatError",
     "MetaError",
     "DataError",
+    "ExplainError",
+    "TargetError",
+    "ParityError",
 ]
 
 
@@ -130,3 +136,18 @@ class MetaError(WorkbenchError):
 
 class DataError(WorkbenchError):
     """A sample data set, generator request or manifest is malformed."""
+
+
+class ExplainError(WorkbenchError):
+    """An attribution cannot be computed as asked: unknown method id or parameter, a method that
+    does not fit the target, a model input that cannot be rebuilt."""
+
+
+class TargetError(ExplainError):
+    """The explained target does not exist: detection K out of range (the message says how many
+    there are), unknown class index, output element or layer."""
+
+
+class ParityError(ExplainError):
+    """The reference backend does not reproduce the deployed outputs on this frame within the
+    tolerance, so its gradients would explain a different model; the message names both."""

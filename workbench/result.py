@@ -14,6 +14,7 @@ Saved layout (JSON + .npy/.npz, never pickle)::
     folder/meta.json                             the RelationMeta
     folder/logs/<stage>/<name>.json              every DecisionLog, exact
     folder/stages/<stage>.npz                    the stage's arrays (detections, extra arrays)
+    folder/attributions/<name>/                  attribution maps (workbench.explain), if any
 
 ``open_result(folder)`` (or :meth:`FrameResult.open`) reopens all of it; tensors stay memory-mapped.
 """
@@ -142,6 +143,8 @@ class FrameResult:
     trace: Trace
     pipeline: str = "pipeline"
     timings: dict[str, float] = field(default_factory=dict)
+    #: attribution maps by name (workbench.explain), saved under attributions/<name>/
+    attributions: dict[str, Any] = field(default_factory=dict)
 
     # -- reading ---------------------------------------------------------------------------------
     def __getitem__(self, stage: str) -> StageRecord:
@@ -199,7 +202,8 @@ class FrameResult:
         return (np.array_equal(self.frame.image, other.frame.image) and self.meta == other.meta
                 and list(self.stages) == list(other.stages)
                 and all(self.stages[k].equals(other.stages[k]) for k in self.stages)
-                and list(self.trace.records) == list(other.trace.records))
+                and list(self.trace.records) == list(other.trace.records)
+                and list(self.attributions) == list(other.attributions))
 
     def __repr__(self) -> str:
         return (f"FrameResult({self.frame.id!r}, stages={list(self.stages)}, {self.meta!r}, "
@@ -236,6 +240,10 @@ class FrameResult:
             })
         doc = {"format": _FORMAT, "version": 1, "pipeline": self.pipeline, "timings": jsonable(self.timings),
                "stages": stages_doc}
+        if self.attributions:
+            from .explain.attribution import save_attributions
+
+            save_attributions(self.attributions, root)
         tmp = root / "result.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
         os.replace(tmp, root / "result.json")
@@ -311,8 +319,11 @@ def open_result(folder: str | os.PathLike) -> FrameResult:
             )
     except (KeyError, TypeError, ValueError, OSError, InputError) as exc:
         raise TraceFormatError(f"{root} holds a malformed frame result: {exc}") from exc
+    from .explain.attribution import open_attributions
+
     return FrameResult(frame=trace.frame, meta=meta, stages=stages, trace=trace,
-                       pipeline=str(doc.get("pipeline", "pipeline")), timings=dict(doc.get("timings", {})))
+                       pipeline=str(doc.get("pipeline", "pipeline")), timings=dict(doc.get("timings", {})),
+                       attributions=open_attributions(root))
 
 
 def _decode_from(d: dict[str, Any], i: int, arrays: dict[str, np.ndarray], logs: dict[str, DecisionLog]) -> DecodeResult:

@@ -7,9 +7,11 @@ model, runs one frame through an open analytics pipeline (preprocessing → infe
 decoding with NMS → analytics metadata with relations) and keeps everything, so that you can
 ask *why* the model decided what it did.
 
-This notebook is the guided tour's first stop: the **model zoo** (real models, fetched from
-package registries or trained by our own scripts), the **sample frames** that need no download,
-and the **tensor caps** that tell which decoder can read which model.
+This notebook is the guided tour: the **model zoo** (real models, fetched from package
+registries or trained by our own scripts), the **sample frames** that need no download, the
+**tensor caps** that tell which decoder can read which model, and then the main act: **run a
+pipeline on one frame and step through everything it did** in the `FrameExplorer`, from the
+pixels to the relations between the results.
 
 Run the cells from top to bottom (Shift+Enter).
 """),
@@ -129,9 +131,94 @@ for model_id in ["blazeface-short", "blazeface-full", "shapes-yolov8"]:
     print(f"{model_id}:", report.explain(), "\\n")
 """),
 ("md", """
+## 4. Run the pipeline on one frame
+
+Pick a model and a sample frame. `Pipeline.from_card(model)` builds the card's pipeline
+(preprocessing → inference → decoder with NMS → analytics metadata); `trace="all"` keeps every
+intermediate tensor of the inference, so that nothing has to be recomputed later.
+Other choices: any id of the zoo table above (`"mtcnn"` is the three-stage MTCNN cascade) and
+any sample name of section 2.
+"""),
+("code", """
+from workbench import Pipeline
+
+MODEL = "blazeface-short"   # e.g. "blazeface-full", "mtcnn"
+FRAME = "astronaut"         # e.g. "lfw-mosaic", "motorcycle", "coffee"
+
+frame = data.sample_frame(FRAME)
+result = Pipeline.from_card(MODEL).run(frame, trace="all")
+print(result)
+print("detections:", result.to_json()["detections"])
+print("NMS decisions:", {k: v for k, v in result.decisions().items() if v})
+"""),
+("md", """
+## 5. Explore the frame
+
+The `FrameExplorer` shows the pipeline graph of this frame at the top; every node is a button,
+and **Prev / Next** walk the graph in order:
+
+* **frame** and **preprocess** — the original picture, the model input tensor, and the
+  transform between them (scale, offset, letterbox), for every crop or pyramid level;
+* **layers** — every op in execution order: its output as a channel grid (shared or
+  per-channel colour scale, NCHW / NHWC, raw or dequantized), its histogram and statistics;
+  jump to an op by name or by type;
+* **decoder + NMS** — every candidate the decoder produced, filterable and sortable, and an NMS
+  stepper that replays the decisions one at a time with the boxes coloured by their fate; the
+  score and IoU sliders replay the whole decision log with new thresholds, without the model;
+* **meta** — the analytics results (Mtds) and the typed relations between them;
+* **attribution** — which pixels drove a result (once `wb.explain(...)` has run, below), with
+  the method's sanity and faithfulness numbers.
+
+Everything is computed in Python and cached, so stepping back and forth is immediate.
+"""),
+("code", """
+from workbench.ui import FrameExplorer
+
+explorer = FrameExplorer(result)
+explorer
+"""),
+("md", """
+**Which pixels made the detector find this face?** `wb.explain(result, 0, method=...)` computes
+an attribution map for the best detection (here *occlusion*: grey out one patch at a time and
+watch the face score drop) with its faithfulness check (deleting the most important pixels first
+should destroy the score fastest). It is stored in `result.attributions`, and the explorer's
+**attribution** node shows it over the frame, with its numbers.
+"""),
+("code", """
+attribution = wb.explain(result, 0, method="occlusion", window=32, stride=16, quality="faithfulness")
+print(attribution.target.describe(), f"- {attribution.seconds:.1f} s,",
+      "deletion AUC", round(attribution.faithfulness["deletion_auc"], 3),
+      "insertion AUC", round(attribution.faithfulness["insertion_auc"], 3))
+explorer.go("attribution");
+"""),
+("md", """
+The explorer is also a Python object: `explorer.next()`, `explorer.go("meta")`, and each view's
+state (`explorer.view.state`) and `update(...)` are what the buttons call.
+"""),
+("code", """
+explorer.go("decoder")
+print(explorer.view.steps().text)
+explorer.go("frame")
+print(explorer.node_keys())
+"""),
+("md", """
+## 6. A cascade: results and their relations
+
+A second model can run on a crop of every detection (a *cascade*), and a tracker can give each
+detection an identity. Each result is related to the one it came from: *face* `CONTAIN`
+*landmarks*, *landmarks* `IS_PART_OF` *face*, *face* `RELATE_TO` *track*. The explorer starts on
+the relation graph here; click **Prev** to walk back through the cascade's crops and NMS.
+"""),
+("code", """
+cascade = Pipeline.from_card("mtcnn").cascade("mtcnn-onet", square=True, expand=1.1, name="landmarks").track()
+faces = cascade.run(data.sample_frame("lfw-mosaic"), trace="all")
+FrameExplorer(faces, start="meta")
+"""),
+("md", """
 ## Next
 
 * `01_inside_a_model.ipynb` — run a model and look at every layer's tensors.
+* `02_decoders_and_nms.ipynb` — decoders, tensor caps and every NMS decision in detail.
 * `python -m workbench ...` / `workbench --help` — the same from the command line.
 """),
 ]

@@ -50,7 +50,9 @@ class ModelSource:
     sdist, ``member`` path inside the archive, ``archive_sha256`` of the archive itself.
     ``kind="training"``: ``script`` made ``file`` (relative to the card's folder).
     ``kind="file"``: ``file`` is a user's local path (relative to the card's folder or absolute).
-    ``sha256`` is the model file's checksum (optional only for ``kind="file"``).
+    ``sha256`` is the model file's checksum (optional only for ``kind="file"``). A training
+    source may record the script's ``args`` and, for a converted model, ``converted_from`` (the
+    file it was converted from) and its ``converted_from_sha256``.
     """
 
     kind: str
@@ -63,6 +65,9 @@ class ModelSource:
     archive_sha256: str | None = None
     script: str | None = None
     file: str | None = None
+    args: tuple[str, ...] = ()
+    converted_from: str | None = None
+    converted_from_sha256: str | None = None
 
     @property
     def filename(self) -> str:
@@ -154,7 +159,11 @@ class ModelCard:
         unknown = set(src_t) - known
         if unknown:
             raise CardError(f"{s_where}: unknown fields {sorted(unknown)}")
-        source = ModelSource(**{k: src_t[k] for k in src_t})
+        if "args" in src_t and (
+            not isinstance(src_t["args"], list) or not all(isinstance(a, str) for a in src_t["args"])
+        ):
+            raise CardError(f"{s_where}: args must be a list of strings, got {src_t['args']!r}")
+        source = ModelSource(**{k: (tuple(v) if k == "args" else v) for k, v in src_t.items()})
         if source.sha256 is not None and (len(source.sha256) != 64 or not _is_hex(source.sha256)):
             raise CardError(f"{s_where}: sha256 must be 64 hex digits, got {source.sha256!r}")
 
