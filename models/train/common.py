@@ -259,6 +259,18 @@ def output_paths(args: argparse.Namespace, model_id: str) -> tuple[Path, Path]:
     return out / f"{model_id}.onnx", out / f"{model_id}.toml"
 
 
+def training_source(script: str, onnx_path: Path) -> dict:
+    """The card's [source] table for a model this repo trains."""
+    return {"kind": "training", "script": script, "file": onnx_path.name,
+            "sha256": sha256_file(onnx_path), "license": "Apache-2.0"}
+
+
+def nchw_input(size: int) -> dict:
+    """The card's [input] table shared by the shapes models: RGB NCHW in [0, 1], stretched."""
+    return {"name": "images", "size": [size, size], "layout": "NCHW", "color": "RGB",
+            "dtype": "float32", "range": [0.0, 1.0], "resize": "stretch"}
+
+
 def load_evaluate():
     """Import models/train/evaluate.py (numpy + onnxruntime only)."""
     import importlib.util

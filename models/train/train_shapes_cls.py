@@ -76,22 +76,8 @@ def make_card(model_id: str, onnx_path: Path, cue: bool, train_seconds: float, n
         "format": "onnx",
         "description": description,
         "labels": list(common.SHAPE_CLASSES),
-        "source": {
-            "kind": "training",
-            "script": "models/train/train_shapes_cls.py",
-            "file": onnx_path.name,
-            "sha256": common.sha256_file(onnx_path),
-            "license": "Apache-2.0",
-        },
-        "input": {
-            "name": "images",
-            "size": [SIZE, SIZE],
-            "layout": "NCHW",
-            "color": "RGB",
-            "dtype": "float32",
-            "range": [0.0, 1.0],
-            "resize": "stretch",
-        },
+        "source": common.training_source("models/train/train_shapes_cls.py", onnx_path),
+        "input": common.nchw_input(SIZE),
         "outputs": [
             {
                 "name": "logits",

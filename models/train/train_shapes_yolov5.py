@@ -179,22 +179,8 @@ def make_card(onnx_path, train_seconds: float) -> dict:
             f"{[list(a) for a in ANCHORS[0]]}, stride 16 {[list(a) for a in ANCHORS[1]]}."
         ),
         "labels": list(common.SHAPE_CLASSES),
-        "source": {
-            "kind": "training",
-            "script": "models/train/train_shapes_yolov5.py",
-            "file": onnx_path.name,
-            "sha256": common.sha256_file(onnx_path),
-            "license": "Apache-2.0",
-        },
-        "input": {
-            "name": "images",
-            "size": [SIZE, SIZE],
-            "layout": "NCHW",
-            "color": "RGB",
-            "dtype": "float32",
-            "range": [0.0, 1.0],
-            "resize": "stretch",
-        },
+        "source": common.training_source("models/train/train_shapes_yolov5.py", onnx_path),
+        "input": common.nchw_input(SIZE),
         "outputs": [
             {
                 "name": "output0",

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..program import NodeInfo
+from ..ophelpers import const_ints, has_input, norm_axis, to_ints  # noqa: F401  (re-exported)
 
 __all__ = [
     "opt", "has_input", "to_ints", "const_ints", "norm_axis", "fused_activation",
@@ -34,30 +35,6 @@ def opt(info: NodeInfo, name: str, default: Any) -> Any:
     """A builtin option, or ``default`` when the file does not set it."""
     v = info.attributes.get(name)
     return default if v is None else v
-
-
-def has_input(info: NodeInfo, i: int) -> bool:
-    """Is the i-th (optional) input given? (TFLite marks an omitted input with index -1.)"""
-    return i < len(info.inputs) and bool(info.inputs[i])
-
-
-def to_ints(t: torch.Tensor | Sequence[int]) -> list[int]:
-    if isinstance(t, torch.Tensor):
-        return [int(v) for v in t.reshape(-1).tolist()]
-    return [int(v) for v in t]
-
-
-def const_ints(info: NodeInfo, i: int) -> list[int] | None:
-    """The i-th input as ints when it is a constant buffer, else None (known only at run time)."""
-    c = info.const(i)
-    return None if c is None else to_ints(c)
-
-
-def norm_axis(axis: int, rank: int) -> int:
-    a = axis + rank if axis < 0 else axis
-    if not 0 <= a < max(rank, 1):
-        raise IndexError(f"axis {axis} is out of range for a tensor of rank {rank}")
-    return a
 
 
 def is_quantized(info: NodeInfo, name: str) -> bool:
