@@ -14,7 +14,6 @@ Runs, one after the other in child processes, and collects their JSON:
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ def run(script: str, *args: str) -> None:
     cmd = [sys.executable, str(HERE / script), *args]
     print(f"\n$ {' '.join(cmd[1:])}", flush=True)
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    subprocess.run(cmd, check=True)
     print(f"({time.perf_counter() - t:.0f} s)", flush=True)
 
 

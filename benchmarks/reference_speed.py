@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 
-# On a shared 2-core machine OpenMP's default spin-waiting makes torch's 2-thread kernels
-# stall (tens of ms for a 0.1 ms conv) whenever another process holds a core; passive
-# waiting costs a few microseconds per parallel region. Must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP's waiting policy matters for torch's 2-thread kernels: the default (active spinning) is
+# fastest on a quiet machine (measured: reference/onnxruntime 2.3-2.9x on the shapes models,
+# against 6.7-12.9x with PASSIVE, where each parallel region pays a thread wake-up), but it
+# stalls badly when another process holds a core. Run this on a quiet machine, with the
+# environment's policy (set OMP_WAIT_POLICY=PASSIVE yourself on a busy one).
 
 import argparse  # noqa: E402
 import json  # noqa: E402
