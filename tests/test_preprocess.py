@@ -64,3 +64,40 @@ def test_infer_input_spec_from_model_shapes():
     with pytest.raises(InputError, match="--input-size"):
         infer_input_spec(TensorSpec.from_shape([1, "h", "w", 3], "float32", name="p"))
     assert infer_input_spec(TensorSpec.from_shape([1, "h", "w", 3], "float32"), size=(40, 30)).size == (40, 30)
+
+
+@pytest.mark.parametrize("color, layout, norm", [
+    ("RGB", "NHWC", {"range": (-1.0, 1.0)}),
+    ("BGR", "NCHW", {"range": None, "mean": (127.5, 120.0, 100.0), "std": (128.0, 60.0, 57.0)}),
+    ("RGB", "NCHW", {"range": (0.0, 1.0)}),
+])
+def test_every_step_is_recorded_and_the_value_steps_undo(color, layout, norm):
+    from workbench.preprocess import resize_image, undo_values
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (50, 80, 3)).astype(np.uint8)
+    spec = InputSpec(name="x", size=(40, 40), layout=layout, color=color, resize="letterbox", **norm)
+    x, t = preprocess(Frame(img), spec, pad_value=0)
+    assert [s.name for s in t.steps] == ["letterbox", "color", "normalize", "layout"]
+    # the undone picture is the letterboxed resize of the frame (independent: resize + paste here)
+    resized = resize_image(img, (40, 25))
+    expected = np.zeros((40, 40, 3), np.uint8)
+    expected[7:32] = resized
+    assert t.offset == (0.0, 7.0)
+    assert np.abs(undo_values(x, t.steps).astype(int) - expected).max() <= 1
+    # steps survive the JSON form used by saved results
+    from workbench.preprocess import Transform
+    again = Transform.from_dict(t.as_dict())
+    assert again == t and np.abs(undo_values(x, again.steps).astype(int) - expected).max() <= 1
+
+
+def test_gray_models_undo_to_gray_rgb():
+    from workbench.preprocess import undo_values
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[..., 1] = 200
+    spec = InputSpec(name="x", size=(8, 8), layout="NCHW", color="GRAY", range=(0.0, 1.0))
+    x, t = preprocess(Frame(img), spec)
+    assert x.shape == (1, 1, 8, 8)
+    back = undo_values(x, t.steps)
+    assert back.shape == (8, 8, 3) and np.all(np.abs(back.astype(int) - round(200 * 0.587)) <= 1)

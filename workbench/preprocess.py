@@ -9,7 +9,7 @@ original-frame pixels (:meth:`Transform.to_frame`) and vice versa.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -18,7 +18,9 @@ from .media import Frame, to_rgb_uint8
 from .tensors import TensorSpec
 from .zoo.card import LAYOUTS, InputSpec
 
-__all__ = ["Transform", "preprocess", "resize_image", "infer_input_spec", "crop_transform", "crop_image"]
+_GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+__all__ = ["Transform", "Step", "preprocess", "preprocess_steps", "undo_values", "resize_image", "infer_input_spec", "crop_transform", "crop_image"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Transform:
     input_size: tuple[int, int]
     scale: tuple[float, float]
     offset: tuple[float, float]
+    #: every preprocessing step with its parameters (see :class:`Step`); () for crops
+    steps: tuple["Step", ...] = ()
 
     def to_input(self, points: np.ndarray) -> np.ndarray:
         """Map ``(..., 2)`` frame points (x, y) to model-input pixels."""
@@ -51,8 +55,12 @@ class Transform:
         return self.to_frame(b).reshape(-1, 4)
 
     def as_dict(self) -> dict[str, object]:
-        return {"policy": self.policy, "frame_size": list(self.frame_size), "input_size": list(self.input_size),
-                "scale": list(self.scale), "offset": list(self.offset)}
+        d: dict[str, object] = {"policy": self.policy, "frame_size": list(self.frame_size),
+                                "input_size": list(self.input_size), "scale": list(self.scale),
+                                "offset": list(self.offset)}
+        if self.steps:
+            d["steps"] = [s.as_dict() for s in self.steps]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> "Transform":
@@ -62,7 +70,11 @@ class Transform:
             iw, ih = (int(v) for v in d["input_size"])  # type: ignore[union-attr]
             sx, sy = (float(v) for v in d["scale"])  # type: ignore[union-attr]
             ox, oy = (float(v) for v in d["offset"])  # type: ignore[union-attr]
-            return cls(str(d["policy"]), (fw, fh), (iw, ih), (sx, sy), (ox, oy))
+            steps = tuple(
+                Step(str(s["name"]), {k: v for k, v in s.items() if k != "name"})  # type: ignore[union-attr]
+                for s in d.get("steps", ())  # type: ignore[union-attr]
+            )
+            return cls(str(d["policy"]), (fw, fh), (iw, ih), (sx, sy), (ox, oy), steps)
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a Transform dict: {exc}", hint="write it with Transform.as_dict()") from None
 
@@ -130,16 +142,59 @@ def _geometry(policy: str, fw: int, fh: int, w: int, h: int) -> tuple[tuple[floa
     raise InputError(f"unknown resize policy {policy!r}", hint="use stretch, letterbox or center-crop")
 
 
+@dataclass(frozen=True)
+class Step:
+    """One preprocessing step and its parameters: enough to redo it and to undo it.
+
+    ``name`` is one of ``stretch``, ``letterbox``, ``center-crop`` (geometry; the matching
+    :class:`Transform` maps points both ways), ``color`` (``order``: RGB, BGR or GRAY),
+    ``normalize`` (``scale``/``offset`` per channel: ``value = pixel * scale + offset``, which
+    covers both a value range and mean/std) and ``layout`` (NCHW or NHWC, batch 1).
+    """
+
+    name: str
+    params: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+def preprocess_steps(spec: InputSpec, frame_size: tuple[int, int], pad_value: int = 0) -> tuple[Step, ...]:
+    """The steps :func:`preprocess` applies for ``spec`` to a frame of ``frame_size`` (w, h)."""
+    fw, fh = frame_size
+    w, h = spec.size
+    scale, offset, resized = _geometry(spec.resize, fw, fh, w, h)
+    channels = 1 if spec.color == "GRAY" else 3
+    if spec.mean is not None and spec.std is not None:
+        n_scale = [1.0 / s for s in spec.std]
+        n_offset = [-m / s for m, s in zip(spec.mean, spec.std)]
+    else:
+        lo, hi = spec.range if spec.range is not None else (0.0, 255.0)
+        n_scale, n_offset = [(hi - lo) / 255.0] * channels, [lo] * channels
+    return (
+        Step(spec.resize, {"frame_size": [fw, fh], "input_size": [w, h], "resized_size": list(resized),
+                           "scale": list(scale), "offset": list(offset), "pad_value": pad_value}),
+        Step("color", {"order": spec.color}),
+        Step("normalize", {"scale": n_scale, "offset": n_offset, "dtype": spec.dtype}),
+        Step("layout", {"layout": spec.layout}),
+    )
+
+
 def preprocess(frame: Frame | np.ndarray, spec: InputSpec, pad_value: int = 0) -> tuple[np.ndarray, Transform]:
     """Frame -> model input ``(1, C, H, W)`` or ``(1, H, W, C)`` and the :class:`Transform` used.
 
     Values: 0..255 pixels are mapped linearly to ``spec.range``, or ``(pixel - mean) / std``.
-    Letterbox padding is ``pad_value`` in pixel units (0 = black), before normalisation.
+    Letterbox padding is ``pad_value`` in pixel units (0 = black), before normalisation. The
+    steps (:func:`preprocess_steps`) are recorded in ``Transform.steps``; :func:`undo_values`
+    inverts the value steps and :meth:`Transform.to_frame` the geometry.
     """
     img = frame.image if isinstance(frame, Frame) else to_rgb_uint8(frame)
     fh, fw = img.shape[:2]
     w, h = spec.size
-    scale, offset, (rw, rh) = _geometry(spec.resize, fw, fh, w, h)
+    steps = preprocess_steps(spec, (fw, fh), pad_value)
+    geo, color, norm, layout = steps
+    scale, offset = tuple(geo.params["scale"]), tuple(geo.params["offset"])
+    rw, rh = geo.params["resized_size"]
     resized = resize_image(np.ascontiguousarray(img), (rw, rh))
     canvas = np.full((h, w, 3), pad_value, dtype=np.uint8)
     ox, oy = int(offset[0]), int(offset[1])
@@ -147,21 +202,45 @@ def preprocess(frame: Frame | np.ndarray, spec: InputSpec, pad_value: int = 0) -
     ys, xs = max(0, oy), max(0, ox)
     ye, xe = min(h, oy + rh), min(w, ox + rw)
     canvas[ys:ye, xs:xe] = resized[ys - oy : ye - oy, xs - ox : xe - ox]
-    if spec.color == "BGR":
+    if color.params["order"] == "BGR":
         canvas = canvas[..., ::-1]
     x = canvas.astype(np.float32)
-    if spec.color == "GRAY":
-        x = (x @ np.asarray([0.299, 0.587, 0.114], np.float32))[..., None]
-    if spec.mean is not None and spec.std is not None:
+    if color.params["order"] == "GRAY":
+        x = (x @ np.asarray(_GRAY_WEIGHTS, np.float32))[..., None]
+    if spec.mean is not None and spec.std is not None:  # kept in this form: bit-identical to (x - m) / s
         x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    elif spec.range is not None:
-        lo, hi = spec.range
-        x = x * np.float32((hi - lo) / 255.0) + np.float32(lo)
+    else:
+        x = x * np.asarray(norm.params["scale"], np.float32) + np.asarray(norm.params["offset"], np.float32)
     x = x.astype(spec.dtype)
     x = x[None]
-    if spec.layout == "NCHW":
+    if layout.params["layout"] == "NCHW":
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    return x, Transform(spec.resize, (fw, fh), (w, h), scale, offset)
+    return x, Transform(spec.resize, (fw, fh), (w, h), scale, offset, steps)
+
+
+def undo_values(x: np.ndarray, steps: Sequence[Step]) -> np.ndarray:
+    """Invert the layout, normalize and colour steps: model input -> ``(H, W, 3) uint8`` RGB.
+
+    The result is the picture the model saw, in model-input geometry (letterbox bars
+    included); map points back to the frame with :meth:`Transform.to_frame`.
+    """
+    by_name = {s.name: s for s in steps}
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 4:
+        a = a[0]
+    if a.ndim != 3:
+        raise InputError(f"undo_values needs a (1, C, H, W) / (1, H, W, C) tensor, got shape {np.shape(x)}")
+    if by_name.get("layout") is not None and by_name["layout"].params["layout"] == "NCHW":
+        a = a.transpose(1, 2, 0)
+    norm = by_name.get("normalize")
+    if norm is not None:
+        a = (a - np.asarray(norm.params["offset"])) / np.asarray(norm.params["scale"])
+    order = by_name["color"].params["order"] if "color" in by_name else "RGB"
+    if order == "GRAY" or a.shape[2] == 1:
+        a = np.repeat(a[..., :1], 3, axis=2)
+    elif order == "BGR":
+        a = a[..., ::-1]
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
 
 
 def infer_input_spec(
