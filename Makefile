@@ -33,8 +33,11 @@ zoo: $(STAMP)
 
 setup: $(STAMP) zoo
 
+# root_dir = the repository, so README, models/ and data/ are browsable next to the notebook;
+# --allow-root because jupyter refuses root otherwise (containers); no browser window under CI
 lab: setup
-	$(BIN)/jupyter lab $(NOTEBOOK) $(if $(CI),--no-browser,) $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" $(NOTEBOOK) $(if $(CI),--no-browser,) \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 # Debian's Chromium for tests/test_browser.py (Playwright drives it; it never downloads a browser)
 browser:
