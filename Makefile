@@ -17,7 +17,7 @@ help:
 	@echo "make setup  create $(VENV), install the package with test extras, fetch the model zoo"
 	@echo "make browser  install Debian's chromium for the browser test (apt-get, needs root)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and pinned: the CPU build; an unpinned torch would pull GBs of CUDA packages
 	$(BIN)/python -m pip install --disable-pip-version-check -q "torch==2.13.0"

