@@ -31,6 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .capture import Trace, open_trace
+from .capture.trace import read_json_doc
 from .capture.records import jsonable
 from .decisions import DecisionLog
 from .decoders.base import Classification, DecodeResult, Detections
@@ -284,14 +285,7 @@ def open_result(folder: str | os.PathLike) -> FrameResult:
     """Reopen a saved :class:`FrameResult`: trace, meta, stages, logs, transforms; no model needed."""
     root = Path(folder)
     trace = open_trace(root)
-    try:
-        doc = json.loads((root / "result.json").read_text())
-    except FileNotFoundError:
-        raise TraceFormatError(f"{root} has no result.json", hint="is this a trace saved by FrameResult.save()?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TraceFormatError(f"{root / 'result.json'} is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-        raise TraceFormatError(f"{root / 'result.json'} is not a workbench frame result")
+    doc = read_json_doc(root / "result.json", _FORMAT, "frame result", "is this a trace saved by FrameResult.save()?")
     try:
         meta = RelationMeta.from_json((root / "meta.json").read_text())
     except (OSError, MetaError) as exc:

@@ -271,6 +271,26 @@ def nchw_input(size: int) -> dict:
             "dtype": "float32", "range": [0.0, 1.0], "resize": "stretch"}
 
 
+def train_detector_main(doc: str, model_id: str, model_class, loss_fn, export_wrapper, make_card,
+                        steps: int, size: int) -> None:
+    """The whole run of a detector training script: train, export, evaluate, write the card.
+
+    ``model_class`` is called after seeding, so the initial weights are reproducible.
+    """
+    args = parse_args(doc.splitlines()[0])
+    setup(0)
+    watch = Stopwatch()
+    onnx_path, card_path = output_paths(args, model_id)
+    steps, batch_size, base_lr = (30, 16, 2e-3) if args.quick else (steps, 32, 3e-3)
+    model = model_class()
+    train_detector(model, loss_fn, steps, batch_size, base_lr, watch)
+    export_onnx(export_wrapper(model), onnx_path, (1, 3, size, size), ["output0"])
+    card = make_card(onnx_path, watch.seconds)
+    card["metrics"].update(load_evaluate().evaluate_card_dict(card, onnx_path))
+    write_card(card_path, card)
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes) and {card_path}: {card['metrics']}")
+
+
 def load_evaluate():
     """Import models/train/evaluate.py (numpy + onnxruntime only)."""
     import importlib.util

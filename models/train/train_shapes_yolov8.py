@@ -125,19 +125,7 @@ def detection_loss(model: ShapesYoloV8, outputs: tuple[torch.Tensor, torch.Tenso
 
 
 def main() -> None:
-    args = common.parse_args(__doc__.splitlines()[0])
-    common.setup(0)
-    watch = common.Stopwatch()
-    onnx_path, card_path = common.output_paths(args, MODEL_ID)
-    steps, batch_size, base_lr = (30, 16, 2e-3) if args.quick else (STEPS, 32, 3e-3)
-    model = ShapesYoloV8()
-    common.train_detector(model, detection_loss, steps, batch_size, base_lr, watch)
-    common.export_onnx(ExportYoloV8(model), onnx_path, (1, 3, SIZE, SIZE), ["output0"])
-    train_seconds = watch.seconds
-    card = make_card(onnx_path, train_seconds)
-    card["metrics"].update(common.load_evaluate().evaluate_card_dict(card, onnx_path))
-    common.write_card(card_path, card)
-    print(f"wrote {onnx_path} ({onnx_path.stat().st_size} bytes) and {card_path}: {card['metrics']}")
+    common.train_detector_main(__doc__, MODEL_ID, ShapesYoloV8, detection_loss, ExportYoloV8, make_card, STEPS, SIZE)
 
 
 def make_card(onnx_path, train_seconds: float) -> dict:

@@ -181,17 +181,23 @@ class Trace:
         return root
 
 
+def read_json_doc(path: Path, fmt: str, what: str, hint: str) -> dict[str, Any]:
+    """A saved JSON document whose ``format`` is ``fmt``; anything else -> TraceFormatError."""
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TraceFormatError(f"{path.parent} has no {path.name}", hint=hint) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TraceFormatError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise TraceFormatError(f"{path} is not a workbench {what}")
+    return doc
+
+
 def open_trace(folder: str | os.PathLike) -> Trace:
     """Reopen a saved trace without the model file; tensors are memory-mapped lazily."""
     root = Path(folder)
-    try:
-        doc = json.loads((root / "trace.json").read_text())
-    except FileNotFoundError:
-        raise TraceFormatError(f"{root} has no trace.json", hint="pass the folder given to Trace.save()") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TraceFormatError(f"{root / 'trace.json'} is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
-        raise TraceFormatError(f"{root / 'trace.json'} is not a workbench trace")
+    doc = read_json_doc(root / "trace.json", _FORMAT, "trace", "pass the folder given to Trace.save()")
     names = doc.get("records", [])
     if not isinstance(names, list):
         raise TraceFormatError(f"'records' in {root / 'trace.json'} must be a list of folder names")
