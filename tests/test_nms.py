@@ -21,6 +21,8 @@ from workbench.decisions import DecisionLog, Fate
 from workbench.errors import InputError, TraceFormatError
 from workbench.nms import greedy_nms, replay, soft_nms, weighted_nms
 
+from oracles import loop_iou  # the slow IoU oracle, shared with test_boxes.py
+
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +43,6 @@ def cv2_or_none():
 
 
 # ----------------------------------------------------------------------------------- oracles
-def loop_iou(a, b) -> float:
-    """IoU of two xyxy boxes, one scalar at a time; degenerate boxes -> 0 (as tests/test_boxes.py)."""
-    aw, ah = max(a[2] - a[0], 0.0), max(a[3] - a[1], 0.0)
-    bw, bh = max(b[2] - b[0], 0.0), max(b[3] - b[1], 0.0)
-    iw = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
-    ih = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _ranking(scores, score_threshold, top_k):
