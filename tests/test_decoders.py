@@ -402,7 +402,9 @@ def test_yolov5_both_layouts_equal_evaluate_py(evaluate, seed):
     # raw_score: the objectness logit, checked against torch.logit
     torch = pytest.importorskip("torch")
     obj = torch.from_numpy(table[rows.log.source_index, 4].astype(np.float64))
-    np.testing.assert_allclose(rows.log.raw_score, torch.logit(obj).numpy(), rtol=1e-12)
+    # atol: logit is ill-conditioned near p = 0.5 (result near 0), and torch's vectorized log
+    # differs from numpy's by ~1e-13 there on some CPUs (seen on CI)
+    np.testing.assert_allclose(rows.log.raw_score, torch.logit(obj).numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_yolov5_cells_match_the_benchmarks_grid_indexing():
