@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 
 from ..capture import CaptureFilter, InferenceRecord, TensorStore
+from ..capture.store import dtype_name
 from ..errors import InputError
 from ..tensors import TensorSpec
 from ..zoo import ModelCard
@@ -101,7 +102,7 @@ class Session(ABC):
         for spec, name in zip(self.input_specs, names):
             a = np.asarray(inputs[name])
             want = spec.shape or ()
-            if spec.dtype is not None and a.dtype.name != spec.dtype:
+            if spec.dtype is not None and dtype_name(a.dtype) != spec.dtype:
                 raise InputError(
                     f"input {name!r} of {self.card.id}: dtype is {a.dtype.name}, expected {spec.dtype}",
                     hint=f"convert with array.astype(np.{spec.dtype})",

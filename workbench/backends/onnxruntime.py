@@ -25,8 +25,18 @@ share one memory arena, so peak memory is about one segment, not the whole captu
 ``chunk_mb=0`` forces one run. Sub-models cannot fuse or re-layout across a cut, so streamed
 values can differ from a one-run capture in the last bits (conv algorithm choice), < 1e-5.
 
-Trace options (``session.trace(x, ..., mode=, profile=, chunk_mb=)``):
-``mode`` ``"deployed"`` / ``"unoptimized"``; ``profile`` per-op times (below); ``chunk_mb`` as above.
+Deferred reorders: on x86 CPUs the deployed mode runs convolutions in onnxruntime's NCHWc
+layout, and every captured tensor would need a reorder kernel back to NCHW (a third of the
+capture run on a 500-node 640x640 net). A one-run capture into a memory store therefore runs an
+edited copy of onnxruntime's own optimized graph that outputs those tensors in NCHWc layout, as
+the kernels wrote them; each is reordered to NCHW the first time it is read (see
+:mod:`.onnx_nchwc`, which learns and checks the layout against onnxruntime's reorder before
+trusting it). Values are bit for bit those of the plain capture session. ``defer_reorder=False``
+turns this off.
+
+Trace options (``session.trace(x, ..., mode=, profile=, chunk_mb=, defer_reorder=)``):
+``mode`` ``"deployed"`` / ``"unoptimized"``; ``profile`` per-op times (below); ``chunk_mb`` and
+``defer_reorder`` as above.
 
 Per-op times come from onnxruntime's profiler (``trace(..., profile=True)``): a fresh profiled
 capture session runs once to warm up and once timed (one run, never streamed); kernel events of
@@ -37,10 +47,12 @@ default so that ``trace()`` stays close to ``run()``.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -55,6 +67,8 @@ from ..tensors import TensorSpec
 from ..zoo import ModelCard
 from . import register_backend
 from .base import Session
+from .onnx_fused import onnxruntime_sigmoid, silu_sigmoids
+from .onnx_nchwc import BlockedPlan, check_blocked_shape, learn_block, plan_blocked, unblock
 from .onnx_graph_edit import (
     GraphNode,
     Segment,
@@ -76,7 +90,12 @@ CAPTURE_MODES: dict[str, ort.GraphOptimizationLevel] = {
     "deployed": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     "unoptimized": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
 }
-_TRACE_OPTIONS = ("mode", "profile", "chunk_mb")
+_TRACE_OPTIONS = ("mode", "profile", "chunk_mb", "defer_reorder", "fuse_silu")
+#: deferring reorders pays from about this many bytes of captured tensors; below, the plain
+#: capture session is as fast and has less bookkeeping per tensor
+DEFER_REORDER_MIN_BYTES = 4 << 20
+#: traces that may fail to learn the NCHWc block size (uniform values) before giving up on it
+_BLOCK_LEARNING_TRIES = 3
 #: streaming capture into a disk store keeps about this many MiB of captured tensors in memory
 DEFAULT_CHUNK_MB = 64
 _FUSION_NOTE = (
@@ -97,6 +116,15 @@ class _Plan:
     keep_of: dict[str, bool]  # name -> keep values (False: stats only)
     skipped: tuple[str, ...]  # selected, but not tensors (sequences, maps): not captured
     estimated_bytes: int  # of the captured tensors, from static shapes (symbolic dims as 1)
+
+
+@dataclass(frozen=True, eq=False)
+class _Blocked:
+    """The edited optimized capture session of one plan that outputs NCHWc tensors as they are."""
+
+    plan: BlockedPlan
+    session: ort.InferenceSession
+    fused: Mapping[str, str]  # SiLU Sigmoid outputs left to the fusion -> their input x
 
 
 @register_backend("onnxruntime")
@@ -144,10 +172,15 @@ class OnnxRuntimeSession(Session):
         self._records: dict[_Plan, tuple[tuple[tuple[int, ...], ...], tuple[LayerRecord, ...]]] = {}
         self._edges: tuple[GraphEdge, ...] | None = None
         self._segment_cache: dict[tuple[_Plan, int], list[tuple[Segment, ort.InferenceSession]]] = {}
+        self._blocked: dict[tuple[_Plan, bool], _Blocked | None] = {}
+        self._plan_sessions: dict[_Plan, ort.InferenceSession] = {}  # _sessions by plan, no key to hash
+        self._block_size: int | None = None  # NCHWc block, learned on the first blocked run
+        self._block_tries = 0
 
     # -- sessions ---------------------------------------------------------------------------------
     def _options(
-        self, level: ort.GraphOptimizationLevel, profile_dir: Path | None = None, shared_arena: bool = False
+        self, level: ort.GraphOptimizationLevel, profile_dir: Path | None = None, shared_arena: bool = False,
+        stop_spinning: bool = False,
     ) -> ort.SessionOptions:
         so = ort.SessionOptions()
         so.graph_optimization_level = level
@@ -159,6 +192,13 @@ class OnnxRuntimeSession(Session):
         so.log_severity_level = 3  # errors only: ORT warns about every unused initializer
         if self.intra_op_threads is not None:
             so.intra_op_num_threads = int(self.intra_op_threads)
+        if stop_spinning:
+            # onnxruntime's threads spin after a run, waiting for the next one: right for a
+            # session run back to back, wrong for a long capture whose spinning threads then slow
+            # the next run of another session on the same cores (measured: a 640x640 net
+            # alternating between two sessions ran 1.3x slower than one session alone). Waking
+            # stopped threads costs ~70 us per run, so small captures keep spinning.
+            so.add_session_config_entry("session.force_spinning_stop", "1")
         if profile_dir is not None:
             so.enable_profiling = True
             so.profile_file_prefix = str(profile_dir / "ort")
@@ -167,11 +207,11 @@ class OnnxRuntimeSession(Session):
 
     def _new_session(
         self, model: Path | bytes, level: ort.GraphOptimizationLevel, profile_dir: Path | None = None,
-        shared_arena: bool = False,
+        shared_arena: bool = False, stop_spinning: bool = False,
     ) -> ort.InferenceSession:
         src = str(model) if isinstance(model, Path) else model
         try:
-            opts = self._options(level, profile_dir, shared_arena)
+            opts = self._options(level, profile_dir, shared_arena, stop_spinning)
             return ort.InferenceSession(src, opts, providers=list(self.providers))
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             text = " ".join(str(exc).split())
@@ -200,7 +240,8 @@ class OnnxRuntimeSession(Session):
                     f"{self.card.id} is too large to serialize with extra outputs ({exc})",
                     hint="models over 2 GiB cannot be captured by the onnxruntime backend",
                 ) from exc
-        sess = self._new_session(blob, CAPTURE_MODES[mode], profile_dir)
+        big = sum(self._sizes.get(n, 0) for n in names) >= DEFER_REORDER_MIN_BYTES
+        sess = self._new_session(blob, CAPTURE_MODES[mode], profile_dir, stop_spinning=big)
         del blob
         if profile_dir is None:
             self._sessions[key] = sess
@@ -212,6 +253,8 @@ class OnnxRuntimeSession(Session):
         self._plans.clear()
         self._records.clear()
         self._segment_cache.clear()
+        self._blocked.clear()
+        self._plan_sessions.clear()
 
     # -- the two verbs ------------------------------------------------------------------------------
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -253,17 +296,25 @@ class OnnxRuntimeSession(Session):
         op_ms: dict[str, float] = {}
         unmapped_ms: dict[str, float] = {}
         n_segments = 1
+        stored: tuple[float, float] | None = None  # set when the blocked capture ran
         if profile:
             values, total_ms, op_ms, unmapped_ms = self._profiled_run(plan, inputs)
             store_ms = self._store_values(plan, plan.names, values, store)
         elif chunk_mb and plan.estimated_bytes > chunk_mb * 2**20:
             total_ms, store_ms, n_segments = self._streamed_run(plan, inputs, store, int(chunk_mb * 2**20))
         else:
-            sess = self._capture_session(mode, plan.names)
-            t0 = time.perf_counter()
-            values = self._ort_run(sess, plan.names, inputs)
-            total_ms = (time.perf_counter() - t0) * 1e3
-            store_ms = self._store_values(plan, plan.names, values, store)
+            if (mode == "deployed" and store.mode == "memory" and options.get("defer_reorder", True)
+                    and plan.estimated_bytes >= DEFER_REORDER_MIN_BYTES):
+                stored = self._blocked_run(plan, inputs, store, bool(options.get("fuse_silu", True)))
+            if stored is not None:
+                total_ms, store_ms = stored
+            else:
+                sess = self._plan_sessions.get(plan) or self._plan_sessions.setdefault(
+                    plan, self._capture_session(mode, plan.names))
+                t0 = time.perf_counter()
+                values = self._ort_run(sess, plan.names, inputs)
+                total_ms = (time.perf_counter() - t0) * 1e3
+                store_ms = self._store_values(plan, plan.names, values, store)
 
         layers = self._layer_records(plan, store, op_ms)
         if self._edges is None:
@@ -277,6 +328,15 @@ class OnnxRuntimeSession(Session):
         }
         if plan.skipped:
             notes["capture"]["not_tensors"] = list(plan.skipped)
+        blocked = self._blocked.get((plan, bool(options.get("fuse_silu", True))))
+        if stored is not None and blocked is not None:
+            notes["capture"]["deferred_reorders"] = {"tensors": len(blocked.plan.channels), "block": self._block_size}
+            if blocked.fused:
+                notes["capture"]["fused_silu"] = {
+                    "sigmoids": len(blocked.fused),
+                    "note": "SiLU runs fused as in run(); each Sigmoid output is recomputed from its captured "
+                            "input by onnxruntime's Sigmoid kernel on first read",
+                }
         if profile:
             timings["kernel_ms"] = float(sum(op_ms.values()) + sum(unmapped_ms.values()))
             notes["profile_unmapped_ms"] = unmapped_ms  # layout reorders and other inserted kernels
@@ -287,15 +347,109 @@ class OnnxRuntimeSession(Session):
         )
 
     def _store_values(self, plan: _Plan, names: Sequence[str], values: list[Any], store: TensorStore) -> float:
-        """Put captured ``values`` (aligned with ``names``) into the store; returns ms spent."""
+        """Put captured ``values`` (aligned with ``names``) into the store; returns ms spent.
+        ``values`` is emptied (a disk store then holds one tensor at a time)."""
         t0 = time.perf_counter()
-        keep = plan.keep_of
-        for i, name in enumerate(names):
-            value, values[i] = values[i], None  # drop our reference as soon as it is stored
-            if name in keep and name not in store:
-                store.put(name, value, keep=keep[name])
-            del value
+        if store.mode == "memory":
+            store.put_many(list(names), values, plan.keep_of)
+            values.clear()
+        else:
+            keep = plan.keep_of
+            for i, name in enumerate(names):
+                value, values[i] = values[i], None  # drop our reference as soon as it is stored
+                if name in keep and name not in store:
+                    store.put(name, value, keep=keep[name])
+                del value
         return (time.perf_counter() - t0) * 1e3
+
+    # -- NCHWc tensors captured as the kernels wrote them ------------------------------------------
+    def _blocked_capture(self, plan: _Plan, fuse_silu: bool) -> _Blocked | None:
+        """The blocked capture session of ``plan`` (cached), or None where it does not apply."""
+        key = (plan, fuse_silu)
+        if key in self._blocked:
+            return self._blocked[key]
+        result: _Blocked | None = None
+        if self.providers == ("CPUExecutionProvider",):
+            try:
+                result = self._build_blocked(plan, fuse_silu)
+            except Exception:  # an onnxruntime that saves or reloads its graph differently: plain capture
+                result = None
+        self._blocked[key] = result
+        return result
+
+    def _build_blocked(self, plan: _Plan, fuse_silu: bool) -> _Blocked | None:
+        fused = silu_sigmoids(self.nodes, plan.keep_of, self.output_names) if fuse_silu else {}
+        exposed = tuple(n for n in plan.names if n not in fused)
+        with exposed_outputs(self.model, exposed, self._types) as edited:
+            blob = edited.SerializeToString()
+        with tempfile.TemporaryDirectory(prefix="wb-ort-nchwc-") as tmp:
+            so = self._options(CAPTURE_MODES[plan.mode], stop_spinning=True)
+            so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+            sess = ort.InferenceSession(blob, so, providers=list(self.providers))
+            if not fused:  # the same session the plain capture builds: keep it for the fallback
+                self._sessions.setdefault((plan.mode, frozenset(plan.names)), sess)
+            del sess
+            optimized = onnx.load(so.optimized_model_filepath)
+        elem_types = {o.name: o.type.tensor_type.elem_type for o in optimized.graph.output}
+        bplan = plan_blocked(optimized, exposed, self._sizes, elem_types)
+        if bplan is None:
+            return None
+        session = self._new_session(bplan.model, CAPTURE_MODES["unoptimized"], stop_spinning=True)
+        return _Blocked(bplan, session, fused)
+
+    def _blocked_run(
+        self, plan: _Plan, inputs: Mapping[str, np.ndarray], store: TensorStore, fuse_silu: bool
+    ) -> tuple[float, float] | None:
+        """Run the blocked capture and store its tensors (reorders and fused Sigmoids deferred);
+        (run ms, store ms), or None when it does not apply or its layout check failed (the
+        caller then runs the plain capture)."""
+        key = (plan, fuse_silu)
+        blocked = self._blocked_capture(plan, fuse_silu)
+        if blocked is None:
+            return None
+        t0 = time.perf_counter()
+        values = self._ort_run(blocked.session, blocked.plan.outputs, inputs)
+        run_ms = (time.perf_counter() - t0) * 1e3
+        t0 = time.perf_counter()
+        out = dict(zip(blocked.plan.outputs, values))
+        del values
+        block = self._block_size
+        if block is None:
+            nchw, blocked_name = blocked.plan.probe
+            block = learn_block(out[blocked_name], out[nchw])
+            if block is None:
+                self._block_tries += 1
+                if self._block_tries >= _BLOCK_LEARNING_TRIES:
+                    self._blocked[key] = None
+                return None
+            self._block_size = block
+        source, channels = blocked.plan.source, blocked.plan.channels
+        for name, ch in channels.items():
+            a = out[source[name]]
+            t = self._types.get(name)
+            static = t.shape if t is not None and t.shape is not None and all(d > 0 for d in t.shape) else None
+            if not check_blocked_shape(a, ch, block) or (
+                static is not None and static != (a.shape[0], ch, a.shape[2], a.shape[3])
+            ):
+                self._blocked[key] = None  # not the layout we learned: never trust this session
+                return None
+        keep, fused = plan.keep_of, blocked.fused
+        for name in plan.names:
+            if name not in keep or name in store:
+                continue
+            if name in fused:  # its input x comes earlier in node order: already in the store
+                x = fused[name]
+                store.put_deferred(name, store.shape(x), np.dtype(store.dtype(x)),
+                                   functools.partial(_recompute_sigmoid, weakref.ref(store), x))
+                continue
+            a = out[source[name]]
+            if name in channels:
+                shape = (a.shape[0], channels[name], a.shape[2], a.shape[3])
+                store.put_deferred(name, shape, a.dtype, functools.partial(unblock, a, channels[name], block),
+                                   keep=keep[name])
+            else:
+                store.put(name, a, keep=keep[name])
+        return run_ms, (time.perf_counter() - t0) * 1e3
 
     # -- streaming capture: one run per segment, tensors written as each segment finishes -----
     def _streamed_run(
@@ -350,7 +504,8 @@ class OnnxRuntimeSession(Session):
                     f"cannot cut {self.card.id} for streaming: the type of tensor {exc.args[0]!r} is unknown",
                     hint="trace with chunk_mb=0 (one run, all tensors in memory at once)",
                 ) from None
-            sess = self._new_session(sub.SerializeToString(), CAPTURE_MODES[plan.mode], shared_arena=True)
+            sess = self._new_session(sub.SerializeToString(), CAPTURE_MODES[plan.mode], shared_arena=True,
+                                     stop_spinning=True)
             del sub
             for o in sess.get_outputs():  # types onnx inference missed (contrib ops) for later cuts
                 if o.name not in known and _ort_dtype(o.type):
@@ -405,7 +560,7 @@ class OnnxRuntimeSession(Session):
 
     def _layer_records(self, plan: _Plan, store: TensorStore, op_ms: Mapping[str, float]) -> tuple[LayerRecord, ...]:
         """One record per node; reused while the captured shapes repeat and no times are set."""
-        signature = tuple(store.shape(t) for t in plan.names)
+        signature = store.shapes(plan.names)
         cached = self._records.get(plan)
         if not op_ms and cached is not None and cached[0] == signature:
             return cached[1]
@@ -452,6 +607,15 @@ class OnnxRuntimeSession(Session):
             shutil.rmtree(tmp, ignore_errors=True)
         op_ms, unmapped = parse_profile(events, self.nodes, kernel_outputs)
         return values, total_ms, op_ms, unmapped
+
+
+def _recompute_sigmoid(store: "weakref.ref[TensorStore]", x: str) -> np.ndarray:
+    """A fused SiLU's Sigmoid output from its captured input (the store is weakly held: no cycle
+    keeps a large capture alive after its record is dropped)."""
+    st = store()
+    if st is None:  # unreachable: only the store itself calls this
+        raise CaptureError(f"the store holding {x!r} is gone")
+    return onnxruntime_sigmoid(st[x])
 
 
 def parse_profile(

@@ -18,7 +18,7 @@ import shutil
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -201,6 +201,7 @@ class _Entry:
     dtype: str
     kept: bool
     array: np.ndarray | None = None  # memory stores: the array itself
+    deferred: Callable[[], np.ndarray] | None = None  # memory stores: makes the array on first read
     file: str | None = None
     stats: TensorStats | None = None
     mapped: weakref.ref | None = None  # disk stores: the last memory map handed out, while alive
@@ -210,7 +211,7 @@ class TensorStore:
     """Named tensors of one inference, in memory or on disk, with lazy per-tensor stats.
 
     ``TensorStore()`` keeps arrays in memory (the arrays themselves, no copy: do not modify an
-    array after putting it); ``TensorStore(folder)`` streams every tensor to ``folder`` as it
+    array after putting it; :meth:`put_deferred` tensors are converted on first read); ``TensorStore(folder)`` streams every tensor to ``folder`` as it
     arrives (bounded memory) and memory-maps it (read-only) on read; a map is unmapped when
     the caller drops it. Stats of kept tensors are computed on
     first access (``stats()``, ``table()``), never in the capture's hot path; stats-only tensors
@@ -254,6 +255,36 @@ class TensorStore:
             entry.array = a
         self._entries[name] = entry
 
+    def put_many(self, names: list[str], arrays: list[np.ndarray], keep: Mapping[str, bool]) -> None:
+        """``put(name, array, keep=keep[name])`` for each pair whose name is in ``keep`` and not in
+        the store yet; the one-run capture's hot path (a memory store takes the arrays as they are)."""
+        entries = self._entries
+        if self.folder is not None:
+            for name, a in zip(names, arrays):
+                if name in keep and name not in entries:
+                    self.put(name, a, keep=keep[name])
+            return
+        for name, a in zip(names, arrays):
+            if name in keep and name not in entries:
+                if type(a) is not np.ndarray or not keep[name]:
+                    self.put(name, a, keep=keep[name])
+                else:
+                    entries[name] = _Entry(a.shape, dtype_name(a.dtype), True, a)
+
+    def put_deferred(
+        self, name: str, shape: tuple[int, ...], dtype: np.dtype, make: Callable[[], np.ndarray], *, keep: bool = True
+    ) -> None:
+        """Add a tensor whose values ``make()`` produces on first read (a memory store then keeps
+        them). A backend that captured a tensor in another memory layout defers the conversion this
+        way, so that capture does not pay for tensors nobody reads. ``make()`` must return an
+        array of exactly ``shape`` and ``dtype``. Disk stores and stats-only tensors call it now.
+        """
+        if self.folder is not None or not keep:
+            self.put(name, make(), keep=keep)
+            return
+        entry = _Entry(tuple(int(d) for d in shape), dtype_name(np.dtype(dtype)), True, deferred=make)
+        self._entries[name] = entry
+
     # -- reading --------------------------------------------------------------------------------
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -288,6 +319,13 @@ class TensorStore:
             )
         if e.array is not None:
             return e.array
+        if e.deferred is not None:
+            array = e.deferred()
+            if tuple(array.shape) != e.shape or dtype_name(array.dtype) != e.dtype:
+                raise CaptureError(f"tensor {name!r}: the deferred conversion gave {array.dtype.name}{list(array.shape)}, "
+                                   f"expected {e.dtype}{list(e.shape)}", hint="report this as a workbench bug")
+            e.array, e.deferred = array, None
+            return array
         # disk: reuse a map the caller still holds, else map the file again. Not keeping every
         # map alive keeps reading a large trace tensor by tensor at the memory of one tensor.
         array = e.mapped() if e.mapped is not None else None
@@ -329,6 +367,11 @@ class TensorStore:
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self._entry(name).shape
+
+    def shapes(self, names: Sequence[str]) -> tuple[tuple[int, ...] | None, ...]:
+        """Shapes of ``names`` (None for a name not in the store)."""
+        entries = self._entries
+        return tuple(e.shape if (e := entries.get(n)) is not None else None for n in names)
 
     def dtype(self, name: str) -> str:
         return self._entry(name).dtype
