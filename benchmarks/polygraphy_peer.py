@@ -44,7 +44,11 @@ def ensure_bench_venv() -> Path:
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> dict:
-    """Run ``cmd`` as a child; wall seconds, peak RSS (MiB) and its stdout."""
+    """Run ``cmd`` as a child; wall seconds, peak RSS (MiB) and its stdout.
+
+    Dirty pages the previous side wrote are flushed first (untimed), so that neither side pays
+    for the other's disk writeback."""
+    os.sync()
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
