@@ -31,12 +31,14 @@ capture run on a 500-node 640x640 net). A one-run capture into a memory store th
 edited copy of onnxruntime's own optimized graph that outputs those tensors in NCHWc layout, as
 the kernels wrote them; each is reordered to NCHW the first time it is read (see
 :mod:`.onnx_nchwc`, which learns and checks the layout against onnxruntime's reorder before
-trusting it). Values are bit for bit those of the plain capture session. ``defer_reorder=False``
-turns this off.
+trusting it). Values are bit for bit those of the plain capture session. It also leaves each
+SiLU's Sigmoid output unexposed so that SiLU fuses as in :meth:`run`, and recomputes that Sigmoid
+output on first read with onnxruntime's own kernel (:mod:`.onnx_fused`; ``fuse_silu=False``
+keeps them unfused). ``defer_reorder=False`` turns both off.
 
-Trace options (``session.trace(x, ..., mode=, profile=, chunk_mb=, defer_reorder=)``):
-``mode`` ``"deployed"`` / ``"unoptimized"``; ``profile`` per-op times (below); ``chunk_mb`` and
-``defer_reorder`` as above.
+Trace options (``session.trace(x, ..., mode=, profile=, chunk_mb=, defer_reorder=, fuse_silu=)``):
+``mode`` ``"deployed"`` / ``"unoptimized"``; ``profile`` per-op times (below); ``chunk_mb``,
+``defer_reorder`` and ``fuse_silu`` as above.
 
 Per-op times come from onnxruntime's profiler (``trace(..., profile=True)``): a fresh profiled
 capture session runs once to warm up and once timed (one run, never streamed); kernel events of
@@ -100,7 +102,8 @@ _BLOCK_LEARNING_TRIES = 3
 DEFAULT_CHUNK_MB = 64
 _FUSION_NOTE = (
     "captured tensors are graph outputs of the capture session; onnxruntime does not fuse a node "
-    "whose output is captured, so values are those of the unfused nodes"
+    "whose output is captured, so values are those of the unfused nodes (except SiLU where "
+    "'fused_silu' says so)"
 )
 
 
