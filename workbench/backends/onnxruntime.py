@@ -312,8 +312,9 @@ class OnnxRuntimeSession(Session):
             if stored is not None:
                 total_ms, store_ms = stored
             else:
-                sess = self._plan_sessions.get(plan) or self._plan_sessions.setdefault(
-                    plan, self._capture_session(mode, plan.names))
+                sess = self._plan_sessions.get(plan)
+                if sess is None:
+                    sess = self._plan_sessions[plan] = self._capture_session(mode, plan.names)
                 t0 = time.perf_counter()
                 values = self._ort_run(sess, plan.names, inputs)
                 total_ms = (time.perf_counter() - t0) * 1e3

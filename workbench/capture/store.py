@@ -211,11 +211,11 @@ class TensorStore:
     """Named tensors of one inference, in memory or on disk, with lazy per-tensor stats.
 
     ``TensorStore()`` keeps arrays in memory (the arrays themselves, no copy: do not modify an
-    array after putting it; :meth:`put_deferred` tensors are converted on first read); ``TensorStore(folder)`` streams every tensor to ``folder`` as it
-    arrives (bounded memory) and memory-maps it (read-only) on read; a map is unmapped when
-    the caller drops it. Stats of kept tensors are computed on
-    first access (``stats()``, ``table()``), never in the capture's hot path; stats-only tensors
-    get theirs when they are put.
+    array after putting it; :meth:`put_deferred` tensors are converted on first read);
+    ``TensorStore(folder)`` streams every tensor to ``folder`` as it arrives (bounded memory)
+    and memory-maps it (read-only) on read; a map is unmapped when the caller drops it. Stats
+    of kept tensors are computed on first access (``stats()``, ``table()``), never in the
+    capture's hot path; stats-only tensors get theirs when they are put.
     """
 
     def __init__(self, folder: str | os.PathLike | None = None) -> None:
