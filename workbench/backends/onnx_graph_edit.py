@@ -229,6 +229,17 @@ def tensor_types(model: onnx.ModelProto) -> dict[str, TensorType]:
 
 
 # -- the temporary edit ------------------------------------------------------------------------------
+def _output_info(name: str, types: dict[str, TensorType]) -> onnx.ValueInfoProto:
+    """A graph output for ``name``: its element type where ONNX inference found one, no shape;
+    untyped otherwise (onnxruntime then fills the type in from its kernels)."""
+    t = types.get(name)
+    if t is not None and onnx_dtype_name(t.elem_type):
+        return helper.make_tensor_value_info(name, t.elem_type, None)
+    vi = onnx.ValueInfoProto()
+    vi.name = name
+    return vi
+
+
 @contextlib.contextmanager
 def exposed_outputs(
     model: onnx.ModelProto, names: Sequence[str], types: dict[str, TensorType]
@@ -246,13 +257,7 @@ def exposed_outputs(
         for name in names:
             if name in present:
                 continue
-            t = types.get(name)
-            if t is not None and onnx_dtype_name(t.elem_type):
-                g.output.append(helper.make_tensor_value_info(name, t.elem_type, None))
-            else:
-                vi = onnx.ValueInfoProto()
-                vi.name = name
-                g.output.append(vi)
+            g.output.append(_output_info(name, types))
             present.add(name)
         yield model
     finally:
@@ -352,13 +357,7 @@ def segment_model(
     sparse = {t.values.name: t for t in g.sparse_initializer}
     sg.sparse_initializer.extend(sparse[n] for n in seg.inputs if n in sparse)
     for name in seg.outputs:
-        t = types.get(name)
-        if t is not None and onnx_dtype_name(t.elem_type):
-            sg.output.append(helper.make_tensor_value_info(name, t.elem_type, None))
-        else:
-            vi = onnx.ValueInfoProto()
-            vi.name = name
-            sg.output.append(vi)
+        sg.output.append(_output_info(name, types))
     out = onnx.ModelProto()
     out.ir_version = model.ir_version
     out.opset_import.extend(model.opset_import)
