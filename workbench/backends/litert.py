@@ -38,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from ..capture import CaptureFilter, InferenceRecord, LayerRecord, Quantization, TensorStore, edges_from_layers
+from ..capture import (
+    DEQUANTIZED_SUFFIX, CaptureFilter, InferenceRecord, LayerRecord, Quantization, TensorStore, edges_from_layers,
+)
 from ..errors import CaptureError, InputError, ModelLoadError
 from ..tensors import TensorSpec
 from ..zoo import ModelCard
@@ -48,7 +50,6 @@ from .tflite_model import TFLiteGraph, parse_tflite
 
 __all__ = ["LiteRTSession", "DEQUANTIZED_SUFFIX", "DEPLOYED_SUFFIX", "verify_in_child", "runtime"]
 
-DEQUANTIZED_SUFFIX = ":dequantized"
 DEPLOYED_SUFFIX = ":deployed"
 #: seconds a child process may take to load, allocate and invoke a new file once
 CHILD_TIMEOUT_S = 120.0

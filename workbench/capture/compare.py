@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .records import DEQUANTIZED_SUFFIX
 from .trace import InferenceRecord
 
 __all__ = ["TensorDiff", "compare_records", "first_divergent_layer"]
@@ -22,7 +23,9 @@ class TensorDiff:
 
     ``max_rel`` is the max abs difference relative to the larger of the two tensors' max
     magnitudes (so near-zero elements do not blow it up); ``layer`` is the producing op's index
-    in record ``a`` (-1 for graph inputs).
+    in record ``a`` (-1 for graph inputs). For a quantized tensor both are in real units (its
+    dequantized values) and ``lsb`` is the max difference of the raw integers, in quantization
+    steps (None for other tensors).
     """
 
     tensor: str
@@ -31,10 +34,11 @@ class TensorDiff:
     shape: tuple[int, ...]
     max_abs: float
     max_rel: float
+    lsb: int | None = None
 
     def as_row(self) -> dict[str, Any]:
         return {"layer": self.layer, "op_type": self.op_type, "tensor": self.tensor, "shape": self.shape,
-                "max_abs": self.max_abs, "max_rel": self.max_rel}
+                "max_abs": self.max_abs, "max_rel": self.max_rel, "lsb": self.lsb}
 
 
 def _producers(record: InferenceRecord) -> dict[str, tuple[int, str]]:
@@ -45,20 +49,36 @@ def _producers(record: InferenceRecord) -> dict[str, tuple[int, str]]:
     return out
 
 
+def _kept(record: InferenceRecord, name: str) -> bool:
+    return name in record.store and record.store.is_kept(name)
+
+
+def _max_diff(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max(initial=0.0))
+
+
 def compare_records(a: InferenceRecord, b: InferenceRecord) -> list[TensorDiff]:
-    """Every tensor kept in both records with equal shapes, in ``a``'s execution order."""
+    """Every tensor kept in both records with equal shapes, in ``a``'s execution order.
+
+    A tensor both records also keep dequantized (``name + DEQUANTIZED_SUFFIX``) is compared on
+    those real values, with the raw difference in ``lsb``."""
     prod = _producers(a)
     rows: list[TensorDiff] = []
     for name, (index, op_type) in prod.items():
-        if name not in a.store or name not in b.store or not (a.store.is_kept(name) and b.store.is_kept(name)):
+        if not (_kept(a, name) and _kept(b, name)):
             continue
         x, y = np.asarray(a.store[name]), np.asarray(b.store[name])
+        lsb = None
+        real = name + DEQUANTIZED_SUFFIX
+        if _kept(a, real) and _kept(b, real):
+            if x.shape == y.shape and x.dtype.kind in "iu" and y.dtype.kind in "iu":
+                lsb = int(round(_max_diff(x, y)))
+            x, y = np.asarray(a.store[real]), np.asarray(b.store[real])
         if x.shape != y.shape or x.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
             continue
-        d = np.abs(x.astype(np.float64) - y.astype(np.float64))
-        max_abs = float(d.max(initial=0.0))
+        max_abs = _max_diff(x, y)
         scale = max(float(np.abs(x).max(initial=0.0)), float(np.abs(y).max(initial=0.0)), 1e-12)
-        rows.append(TensorDiff(name, index, op_type, tuple(x.shape), max_abs, max_abs / scale))
+        rows.append(TensorDiff(name, index, op_type, tuple(x.shape), max_abs, max_abs / scale, lsb))
     rows.sort(key=lambda r: r.layer)
     return rows
 

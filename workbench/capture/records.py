@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LayerRecord", "Quantization", "GraphEdge", "jsonable"]
+__all__ = ["LayerRecord", "Quantization", "GraphEdge", "jsonable", "DEQUANTIZED_SUFFIX"]
+
+#: a quantized tensor is stored raw under its name and dequantized (float32) under name + this
+DEQUANTIZED_SUFFIX = ":dequantized"
 
 
 def jsonable(value: Any) -> Any:
@@ -61,6 +64,23 @@ class Quantization:
             shape[self.axis] = s.size
             s, z = s.reshape(shape), z.reshape(shape)
         return (q.astype(np.float32) - z) * s
+
+    def quantize(self, real: np.ndarray, dtype: str | np.dtype) -> np.ndarray:
+        """Real values -> integers of ``dtype``: ``round(real / scale) + zero_point``, rounded half
+        away from zero as TFLite's QUANTIZE does, clipped to the dtype's range."""
+        dt = np.dtype(dtype)
+        if dt.kind not in "iu":
+            raise ValueError(f"cannot quantize to {dt}: an integer dtype is needed")
+        x = np.asarray(real, dtype=np.float64)
+        s = np.asarray(self.scale, dtype=np.float64)
+        z = np.asarray(self.zero_point, dtype=np.float64)
+        if s.size > 1:
+            shape = [1] * x.ndim
+            shape[self.axis] = s.size
+            s, z = s.reshape(shape), z.reshape(shape)
+        v = x / s
+        info = np.iinfo(dt)
+        return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + z, info.min, info.max).astype(dt)
 
     def to_json(self) -> dict[str, Any]:
         return {"scale": list(self.scale), "zero_point": list(self.zero_point), "axis": self.axis}

@@ -4,6 +4,12 @@ It is transparent (every op is a few lines of torch), differentiable (for attrib
 :meth:`ReferenceSession.forward_torch`) and checked against onnxruntime / LiteRT and the onnx
 package's node test cases. It is slower than the deployed runtimes and refuses, at load
 time, any op or attribute it cannot run faithfully.
+
+A TFLite model's quantized tensors are computed as real values on TFLite's grid; a trace stores
+intermediates as LiteRT does, raw integers of the declared type under their key, and the real
+values of every quantized tensor under ``key + DEQUANTIZED_SUFFIX``, so the two backends'
+records line up tensor for tensor. Quantized graph outputs keep real values under their key,
+as ``run()`` returns them.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ...capture import CaptureFilter, InferenceRecord, LayerRecord, TensorStore
+from ...capture import DEQUANTIZED_SUFFIX, CaptureFilter, InferenceRecord, LayerRecord, TensorStore
 from ...errors import InputError, UnsupportedOpError
 from ...zoo import ModelCard
 from .. import register_backend
@@ -45,6 +51,10 @@ def load_program(card: ModelCard, path: Path) -> Program:
             ) from exc
         return load_tflite_program(path)
     raise UnsupportedOpError(f"the reference interpreter does not read {card.format!r} models")
+
+
+#: integer tensor types a quantized TFLite tensor can have
+_INT_TYPES = frozenset({"int8", "uint8", "int16", "int32"})
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -97,11 +107,20 @@ class ReferenceSession(Session):
                 if not name:
                     continue
                 shapes.append(tuple(int(s) for s in t.shape))
-                dtypes.append(str(t.dtype).replace("torch.", ""))
-                if name in out_names:
-                    store.put(name, _numpy(t))
-                elif capture.selects(info.op_type, info.name, name):
-                    store.put(name, self._to_store(t), keep=not capture.stats_only)
+                q, spec = info.quantization.get(name), info.specs.get(name)
+                raw = spec.dtype if q is not None and spec is not None and spec.dtype in _INT_TYPES else None
+                dtypes.append(raw or str(t.dtype).replace("torch.", ""))
+                keep = name in out_names or not capture.stats_only
+                if name not in out_names and not capture.selects(info.op_type, info.name, name):
+                    continue
+                a = _numpy(t) if name in out_names else self._to_store(t)
+                if raw is None:
+                    store.put(name, a, keep=keep)
+                    continue
+                # raw under the key, as LiteRT keeps it (graph outputs stay real, as run() returns
+                # them); the real values under the suffix
+                store.put(name, a if name in out_names else q.quantize(a, raw), keep=keep)
+                store.put(name + DEQUANTIZED_SUFFIX, np.asarray(a, dtype=np.float32), keep=keep)
             layers.append(LayerRecord(
                 index=info.index, op_type=info.op_type, name=info.name, inputs=info.inputs,
                 outputs=tuple(o for o in info.outputs if o), attributes=dict(info.attributes),
