@@ -3,6 +3,12 @@
 (a) ours       ``session.trace(x, store=folder)`` (every tensor streamed to disk), ``record.save``,
                then ``open_trace`` and read every tensor back (memory-mapped)
 (b) polygraphy ``polygraphy run MODEL --onnxrt --onnx-outputs mark all --save-outputs F``
+(c) floor      the least any tool could do in Python: import numpy, onnx and onnxruntime, mark
+               every node output as a graph output, one plain session run, ``np.save`` each
+               output, then ``np.load(mmap_mode="r")`` and read each back. No checks, no stats, no
+               index, no memory bound (all 450 MB are held at once). It shows how much of the
+               target the machine allows: 10x Polygraphy is out of reach when the floor is slower
+               than Polygraphy / 10.
 
 Each runs in its own child process, timed from process start to exit (imports, model load and
 session creation included); peak RSS is the child's ``ru_maxrss`` from ``os.wait4``. Targets:
@@ -110,18 +116,66 @@ def child_ours(model: str, folder: str, chunk_mb: float | None) -> None:
                       "tensors": len(back.store), "bytes": nbytes, "checksum": checksum}))
 
 
+def child_floor(model: str, folder: str) -> None:
+    """Side (c): the bare minimum, for scale (see the module docstring)."""
+    import resource
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    m = onnx.load(model)
+    known = {o.name for o in m.graph.output}
+    for node in m.graph.node:
+        for name in node.output:
+            if name and name not in known:
+                m.graph.output.append(onnx.ValueInfoProto(name=name))  # onnxruntime infers the type
+                known.add(name)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    t["load_s"] = round(time.perf_counter() - t0, 3)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 3, 640, 640)).astype(np.float32)
+    t0 = time.perf_counter()
+    names = [o.name for o in sess.get_outputs()]
+    outs = sess.run(names, {sess.get_inputs()[0].name: x})
+    t["run_s"] = round(time.perf_counter() - t0, 3)
+    root = Path(folder)
+    root.mkdir(parents=True)
+    t0 = time.perf_counter()
+    files = []
+    for i, a in enumerate(outs):
+        files.append(root / f"{i:05d}.npy")
+        np.save(files[-1], a, allow_pickle=False)
+    del outs
+    t["write_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    checksum, nbytes = 0.0, 0
+    for f in files:
+        a = np.load(f, mmap_mode="r") if f.stat().st_size > 128 else np.load(f)
+        checksum += float(a.sum(dtype=np.float64)) if a.dtype.kind == "f" else 0.0
+        nbytes += a.nbytes
+        del a
+    t["reopen_read_s"] = round(time.perf_counter() - t0, 3)
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps({**t, "peak_rss_mib": peak, "tensors": len(files), "bytes": nbytes, "checksum": checksum}))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=1, help="runs of each side (median reported)")
     ap.add_argument("--keep", action="store_true", help="keep the output folders")
     ap.add_argument("--chunk-mb", type=float, default=None,
                     help="our streaming chunk (MiB of tensors per run; 0 = one run); default: the backend's")
-    ap.add_argument("--child", choices=["ours"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["ours", "floor"], help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child == "ours":
         child_ours(args.model, args.out, args.chunk_mb)
+        return 0
+    if args.child == "floor":
+        child_floor(args.model, args.out)
         return 0
 
     sys.path.insert(0, str(HERE))
@@ -130,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     model = make_big_onnx()
     polygraphy = ensure_bench_venv()
     work = Path(tempfile.mkdtemp(prefix="wb-peer-"))
-    runs: dict[str, list[dict]] = {"ours": [], "polygraphy": []}
+    runs: dict[str, list[dict]] = {"ours": [], "polygraphy": [], "floor": []}
     try:
         for i in range(args.repeats):
             ours_dir = work / f"ours{i}"
@@ -151,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
             runs["polygraphy"].append(r)
             if not args.keep:
                 pg_file.unlink()
+            floor_dir = work / f"floor{i}"
+            r = measure([sys.executable, __file__, "--child", "floor", "--model", str(model), "--out", str(floor_dir)])
+            r["phases"] = json.loads(r.pop("stdout").strip().splitlines()[-1])
+            r["disk_mb"] = round(sum(f.stat().st_size for f in floor_dir.rglob("*") if f.is_file()) / 1e6, 1)
+            runs["floor"].append(r)
+            if not args.keep:
+                shutil.rmtree(floor_dir)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -167,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_1min": os.getloadavg()[0], "runs": runs,
         "median": {side: {"wall_s": med(side, "wall_s"), "peak_rss_mib": med(side, "peak_rss_mib")} for side in runs},
         "speedup": round(speed, 2), "rss_ratio": round(rss, 2),
+        "floor_speedup": round(med("polygraphy", "wall_s") / med("floor", "wall_s"), 2),
         "targets": {"speedup": TARGET_SPEED, "rss_ratio": TARGET_RSS},
         "meets_targets": {"speedup": speed >= TARGET_SPEED, "rss_ratio": rss >= TARGET_RSS},
     }
@@ -176,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     for side in runs:
         print(f"{side:<12}{med(side, 'wall_s'):>9.2f}{med(side, 'peak_rss_mib'):>14.0f}{runs[side][0]['disk_mb']:>9.0f}")
     print(f"ours is {speed:.1f}x faster (target {TARGET_SPEED:g}x) and uses {rss:.1f}x less peak RSS (target {TARGET_RSS:g}x)")
+    print(f"the floor (bare onnxruntime + np.save, no memory bound) is {result['floor_speedup']:.1f}x faster than polygraphy")
     return 0
 
 
