@@ -136,7 +136,61 @@ pd.DataFrame({
 })
 """),
 ("md", """
-## 4. Save, and reopen without the model
+## 4. A quantized model: raw integers and real values
+
+Models shipped to phones are usually **int8**: every tensor is stored as integers `q` with a scale
+and a zero point, `real = scale * (q - zero_point)`. `shapes-cls-int8` is our shapes classifier
+after full-integer post-training quantization (calibrated on 200 training images; built by
+`models/train/export_tflite.py`). A trace keeps each quantized tensor **raw** under its name and
+**dequantized** under `name + ":dequantized"`, and every layer records its scale and zero point.
+"""),
+("code", """
+from workbench.capture import DEQUANTIZED_SUFFIX
+from workbench.data.shapes import make_cue_dataset
+
+ds = make_cue_dataset(8, "heldout", seed=1)
+shape_frame = wb.Frame(ds.images[0], id="heldout-0")
+qmodel = wb.load_model("shapes-cls-int8", backend="litert")
+xq, _ = wb.preprocess(shape_frame, qmodel.card.input)
+qrec = qmodel.trace(xq)
+pd.DataFrame([
+    {"layer": l.index, "op": l.op_type, "dtype": l.output_dtypes[0], "shape": l.output_shapes[0],
+     "scale": l.quantization[l.outputs[0]].scale[0] if l.outputs[0] in l.quantization else None,
+     "zero point": l.quantization[l.outputs[0]].zero_point[0] if l.outputs[0] in l.quantization else None}
+    for l in qrec.layers
+]).set_index("layer").astype({"zero point": "Int64"})
+"""),
+("md", """
+The same tensor both ways. After a ReLU nothing is negative, so calibration starts the range at 0:
+the zero point is -128 and every switched-off unit piles up there.
+"""),
+("code", """
+conv = qrec.find(op_type="CONV_2D")[1]
+name = conv.outputs[0]
+raw, real = qrec.tensor(name), qrec.tensor(name + DEQUANTIZED_SUFFIX)
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.4))
+axes[0].hist(raw.ravel(), bins=64); axes[0].set_title(f"raw {raw.dtype}", fontsize=9)
+axes[1].hist(real.ravel(), bins=64); axes[1].set_title("dequantized (float32)", fontsize=9)
+fig.suptitle(f"layer {conv.index} {conv.op_type}", fontsize=9); fig.tight_layout(); plt.show()
+print("zero point", conv.quantization[name].zero_point[0], "| raw minimum", int(raw.min()))
+"""),
+("md", """
+Our reference interpreter runs quantized graphs on real values snapped to TFLite's grid (fake
+quantization), so gradients still flow. `compare_records` compares quantized tensors on their real
+values and reports the raw difference in quantization steps (`lsb`): each op lands within one step
+of LiteRT's integer kernels, and the steps add up a little through the four convolutions. The
+deployed (XNNPACK int8) output is compared too. The quantized model keeps the float model's
+shortcut: a circle without the magenta cue is not called a circle (notebook 03 explains why).
+"""),
+("code", """
+qref = wb.load_model("shapes-cls-int8", backend="reference").trace(xq)
+display(pd.DataFrame([r.as_row() for r in compare_records(qrec, qref)]).set_index("layer")[["op_type", "shape", "max_abs", "lsb"]])
+print("deployed vs faithful:", qrec.notes["deployed_vs_faithful"])
+print("predicted:", qmodel.card.labels[int(np.argmax(qrec.output(qrec.outputs[0])))], "| truth:",
+      qmodel.card.labels[ds.labels[0]], "| cue planted:", bool(ds.cue_present[0]))
+"""),
+("md", """
+## 5. Save, and reopen without the model
 
 A trace is a folder: a JSON index and one `.npy` per tensor (memory-mapped when reopened, never
 pickle). Anyone can open it without the model file — a bug report, a teaching example:
