@@ -605,3 +605,29 @@ def test_synthetic_values_have_independent_stats(synth):
     ex = FrameExplorer(synth, start="layers")
     ex.view.update(op=1)
     assert ex.view.stats() == s
+
+
+def test_explorer_on_the_real_int8_model():
+    """shapes-cls-int8 through the whole explorer; dequantized layer values are LiteRT's own."""
+    from workbench.capture import DEQUANTIZED_SUFFIX
+    from workbench.data.shapes import make_cue_dataset
+
+    frame = Frame(make_cue_dataset(1, "heldout", seed=1).images[0], id="int8")
+    result = Pipeline.from_card("shapes-cls-int8").run(frame, trace="all")
+    ex = FrameExplorer(result)
+    for i in range(len(ex.nodes)):
+        ex.go(i)
+        assert ex.status.value == "", ex.node.key
+    ex.go(next(k for k in ex.node_keys() if k.endswith(":layers")))
+    v = ex.view
+    rec = v.record
+    conv = next(layer for layer in rec.layers if layer.op_type == "CONV_2D")
+    v.update(op=conv.index)
+    name = conv.outputs[0]
+    assert v.state.tensor == name and not v.value_tb.disabled
+    raw = v.values()
+    assert raw.dtype == np.int8
+    v.update(value="dequantized")
+    np.testing.assert_allclose(v.values(), rec.store[name + DEQUANTIZED_SUFFIX], rtol=1e-6, atol=1e-7)
+    assert v.stats().min == pytest.approx(float(rec.store[name + DEQUANTIZED_SUFFIX].min()), abs=1e-6)
+    assert v.grid() is not None
