@@ -153,3 +153,57 @@ def test_saved_quantized_trace_reopens(traces: list[tuple], tmp_path: Path) -> N
     np.testing.assert_array_equal(back.store[name], lite.store[name])
     np.testing.assert_array_equal(back.store[name + DEQUANTIZED_SUFFIX], lite.store[name + DEQUANTIZED_SUFFIX])
     assert back.layers[3].quantization[name] == lite.layers[3].quantization[name]
+
+
+# -- gradient attribution on the int8 model: parity is judged in quantization steps ---------------
+
+def test_output_step_is_the_dequantized_tensors_scale(litert_details: dict) -> None:
+    from workbench.explain.api import output_steps
+
+    program = wb.load_model(MODEL, backend="reference").program
+    steps = output_steps(program)
+    (name, (q, step)), = steps.items()
+    assert q is None  # a float output, made by DEQUANTIZE
+    fc = litert_details["StatefulPartitionedCall_1:01"]["quantization_parameters"]
+    assert step == pytest.approx(float(fc["scales"][0]), rel=1e-7)
+
+
+def _one_step_image() -> tuple[np.ndarray, float, float]:
+    """A held-out image on which the reference's output is one step off LiteRT's (1% of them)."""
+    lite = wb.load_model(MODEL, backend="litert")
+    ref = wb.load_model(MODEL, backend="reference")
+    for image in make_cue_dataset(100, "heldout", seed=1).images:
+        x = image[None].astype(np.float32) / np.float32(255.0)
+        out = lite.run(x)[lite.output_names[0]]
+        diff = float(np.abs(out - ref.run(x)[ref.output_names[0]]).max())
+        if diff > 0:
+            return image, diff, float(np.abs(out).max())
+    pytest.fail("no held-out image with a one-step output difference among the first 100")
+
+
+def test_gradients_accept_one_quantization_step_and_refuse_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.errors import ParityError
+    from workbench.explain import api
+
+    image, diff, biggest = _one_step_image()
+    result = wb.Pipeline.from_card(MODEL).run(wb.Frame(image, id="one-step"))
+    a = wb.explain(result, 0, "saliency", quality=False, store=False)
+    (step,) = a.parity["quantization_step"].values()
+    assert a.parity["max_abs_diff"] == pytest.approx(diff) and diff == pytest.approx(step, rel=1e-5)
+    assert diff > 1e-3 * max(1.0, biggest)  # the plain float tolerance would have refused it
+
+    real = api.reference_session
+
+    class TwoStepsOff:
+        def __init__(self, s: object) -> None:
+            self.s = s
+
+        def __getattr__(self, k: str) -> object:
+            return getattr(self.s, k)
+
+        def run(self, inputs: dict) -> dict:
+            return {k: v + 2 * step for k, v in self.s.run(inputs).items()}
+
+    monkeypatch.setattr(api, "reference_session", lambda card: TwoStepsOff(real(card)))
+    with pytest.raises(ParityError, match="one quantization step"):
+        wb.explain(result, 0, "saliency", quality=False, store=False)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..backends.reference.program import Program
     from ..result import FrameResult
 
-__all__ = ["explain", "make_baseline", "parity_check", "BASELINES", "COMMON_PARAMS", "forward_for"]
+__all__ = ["explain", "make_baseline", "parity_check", "output_steps", "BASELINES", "COMMON_PARAMS", "forward_for"]
 
 BASELINES = ("gray", "black", "white", "zero", "mean", "blur")
 #: parameters every method takes (besides its own), with defaults
@@ -69,11 +69,37 @@ def make_baseline(subject: Subject, spec: Any) -> torch.Tensor:
     raise ExplainError(f"unknown baseline {spec!r}", hint=f"use one of {BASELINES} or a number")
 
 
+def output_steps(program: "Program") -> dict[str, tuple[Any, float]]:
+    """Quantized graph outputs: name -> (their quantization or None, one step in real units).
+
+    A quantized output itself, or a float output that DEQUANTIZE makes from a quantized tensor,
+    is only defined up to one step of that grid: the reference interpreter emulates the integer
+    kernels in float and may round one step the other way."""
+    steps: dict[str, tuple[Any, float]] = {}
+    producers = {n.info.outputs[0]: n for n in program.nodes if n.info.outputs}
+    for spec in program.outputs:
+        name = spec.name
+        q = program.quantization.get(name)
+        if q is not None:
+            steps[name] = (q, float(max(q.scale)))
+            continue
+        node = producers.get(name)
+        if node is not None and node.info.op_type == "DEQUANTIZE":
+            qin = node.info.quantization.get(node.info.inputs[0])
+            if qin is not None:
+                steps[name] = (None, float(max(qin.scale)))
+    return steps
+
+
 def parity_check(subject: Subject, ref_session: Any, tolerance: float) -> dict[str, Any]:
     """Max |reference - deployed| over the outputs on this input; raises :class:`ParityError`
-    when it exceeds ``tolerance * max(1, max |deployed|)`` for an output."""
+    when it exceeds ``tolerance * max(1, max |deployed|)`` for an output, or one quantization
+    step for an output of a quantized graph (see :func:`output_steps`). Integer outputs of a
+    quantized model are compared dequantized."""
     dep = deployed_session(subject.card, subject.backend).run({ref_session.input_names[0]: subject.x})
     ref = ref_session.run({ref_session.input_names[0]: subject.x})
+    program = getattr(ref_session, "program", None)
+    steps = output_steps(program) if program is not None else {}
     per: dict[str, float] = {}
     worst_name, worst, worst_allowed = "", 0.0, float(tolerance)
     for name, d in dep.items():
@@ -81,18 +107,26 @@ def parity_check(subject: Subject, ref_session: Any, tolerance: float) -> dict[s
         if r is None or np.shape(r) != np.shape(d):
             raise ParityError(f"the reference backend's output {name!r} is missing or has another shape "
                               f"({None if r is None else np.shape(r)} vs {np.shape(d)})")
+        q, step = steps.get(name, (None, 0.0))
+        if q is not None and np.asarray(d).dtype.kind in "iu":  # LiteRT gives the raw integers
+            d = q.dequantize(np.asarray(d))
         diff = float(np.abs(np.asarray(r, np.float64) - np.asarray(d, np.float64)).max()) if np.size(d) else 0.0
         per[name] = diff
         allowed = float(tolerance) * max(1.0, float(np.abs(d).max()) if np.size(d) else 1.0)
+        allowed = max(allowed, step * 1.001)  # float rounding of the step itself
         if diff / allowed > worst / worst_allowed:
             worst_name, worst, worst_allowed = name, diff, allowed
     doc = {"max_abs_diff": max(per.values()) if per else 0.0, "per_output": per, "tolerance": float(tolerance),
            "deployed": subject.backend}
+    if steps:
+        doc["quantization_step"] = {n: s for n, (_, s) in steps.items()}
     if worst > worst_allowed:
         raise ParityError(
             f"the reference backend differs from the deployed {subject.backend} on {subject.card.id}: max |diff| = "
             f"{worst:.3g} on output {worst_name!r}, tolerance {worst_allowed:.3g} "
-            f"(parity_tolerance={tolerance:g} x max(1, max |output|)); its gradients would explain another model",
+            f"(parity_tolerance={tolerance:g} x max(1, max |output|)"
+            + (", or one quantization step" if worst_name in steps else "")
+            + "); its gradients would explain another model",
             hint="use a perturbation method (they run on the deployed backend), or raise parity_tolerance if "
                  "this difference is acceptable")
     return doc
