@@ -207,3 +207,36 @@ def test_gradients_accept_one_quantization_step_and_refuse_two(monkeypatch: pyte
     monkeypatch.setattr(api, "reference_session", lambda card: TwoStepsOff(real(card)))
     with pytest.raises(ParityError, match="one quantization step"):
         wb.explain(result, 0, "saliency", quality=False, store=False)
+
+
+def test_integer_graph_output_is_one_step_of_its_own_grid(tmp_path: Path) -> None:
+    """float -> QUANTIZE -> int8 output: the step is the output's own scale, and LiteRT's raw
+    integers dequantized agree with the reference's real values within it."""
+    from workbench.backends.reference.program import execute
+    from workbench.backends.reference.tflite_graph import load_tflite_program
+    from workbench.backends.tflite_model import build_tflite
+    from workbench.explain.api import output_steps
+
+    import torch
+
+    q = Quantization((0.05,), (3,), 0)
+    data = build_tflite(
+        [{"name": "x", "shape": [2, 8], "dtype": "float32", "data": None, "quantization": None},
+         {"name": "xq", "shape": [2, 8], "dtype": "int8", "data": None, "quantization": q}],
+        [{"op": "QUANTIZE", "inputs": [0], "outputs": [1], "options": {}}], [0], [1])
+    path = tmp_path / "quantize.tflite"
+    path.write_bytes(data)
+    program = load_tflite_program(path)
+    (name, (got_q, step)), = output_steps(program).items()
+    assert name == "xq" and got_q.zero_point == (3,) and step == pytest.approx(0.05, rel=1e-7)
+    x = np.random.default_rng(5).normal(size=(2, 8)).astype(np.float32)
+    rt = runtime()
+    it = rt.interpreter(model_content=data, experimental_op_resolver_type=rt.resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    it.invoke()
+    raw = it.get_tensor(it.get_output_details()[0]["index"])
+    real = execute(program, {"x": torch.from_numpy(x)})["xq"].numpy()
+    assert raw.dtype == np.int8
+    np.testing.assert_allclose(q.dequantize(raw), real, rtol=0, atol=0.05 * 1.001)
+    np.testing.assert_array_equal(q.quantize(real, "int8"), raw)
