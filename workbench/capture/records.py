@@ -56,13 +56,19 @@ class Quantization:
     zero_point: tuple[int, ...]
     axis: int = 0
 
-    def dequantize(self, q: np.ndarray) -> np.ndarray:
-        s = np.asarray(self.scale, dtype=np.float32)
-        z = np.asarray(self.zero_point, dtype=np.float32)
+    def _broadcast(self, ndim: int, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, zero_point) as arrays of ``dtype`` that broadcast along ``axis`` of an
+        ``ndim``-dimensional tensor."""
+        s = np.asarray(self.scale, dtype=dtype)
+        z = np.asarray(self.zero_point, dtype=dtype)
         if s.size > 1:
-            shape = [1] * q.ndim
+            shape = [1] * ndim
             shape[self.axis] = s.size
             s, z = s.reshape(shape), z.reshape(shape)
+        return s, z
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        s, z = self._broadcast(q.ndim, np.float32)
         return (q.astype(np.float32) - z) * s
 
     def quantize(self, real: np.ndarray, dtype: str | np.dtype) -> np.ndarray:
@@ -72,12 +78,7 @@ class Quantization:
         if dt.kind not in "iu":
             raise ValueError(f"cannot quantize to {dt}: an integer dtype is needed")
         x = np.asarray(real, dtype=np.float64)
-        s = np.asarray(self.scale, dtype=np.float64)
-        z = np.asarray(self.zero_point, dtype=np.float64)
-        if s.size > 1:
-            shape = [1] * x.ndim
-            shape[self.axis] = s.size
-            s, z = s.reshape(shape), z.reshape(shape)
+        s, z = self._broadcast(x.ndim, np.float64)
         v = x / s
         info = np.iinfo(dt)
         return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + z, info.min, info.max).astype(dt)
